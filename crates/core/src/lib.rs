@@ -1,0 +1,2 @@
+//! Hyper-V saved state reader and kernel dump writer.
+
