@@ -1,0 +1,201 @@
+//! `vm2dmp info`: what a saved state holds.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+use vm2dmp::{EncodingStats, SavedState, Summary, VpState};
+
+use crate::InputArgs;
+
+#[derive(Serialize)]
+struct VpReport<'a> {
+    index: u32,
+    architecture: vm2dmp::Architecture,
+    paging_mode: vm2dmp::PagingMode,
+    mode: &'static str,
+    rip: String,
+    rsp: String,
+    rflags: String,
+    cr0: String,
+    cr3: String,
+    cr4: String,
+    efer: String,
+    cs_selector: String,
+    cpl: u8,
+    registers: &'a VpState,
+}
+
+#[derive(Serialize)]
+struct InfoReport<'a> {
+    #[serde(flatten)]
+    summary: &'a Summary,
+    encoding: EncodingStats,
+    vcpus: Vec<VpReport<'a>>,
+}
+
+fn hex(v: u64) -> String {
+    format!("{v:#x}")
+}
+
+pub(crate) fn run(args: &InputArgs, json: bool) -> vm2dmp::Result<()> {
+    let state = SavedState::open_with(&args.input, &args.open_options())?;
+    let summary = state.summary()?;
+    let encoding = state.encoding_stats()?;
+    let vcpus: Vec<VpReport<'_>> = state
+        .vcpus()
+        .iter()
+        .map(|v| VpReport {
+            index: v.index,
+            architecture: v.architecture(),
+            paging_mode: v.paging_mode(),
+            mode: v.mode_description(),
+            rip: hex(v.rip),
+            rsp: hex(v.rsp),
+            rflags: hex(v.rflags),
+            cr0: hex(v.cr0),
+            cr3: hex(v.cr3),
+            cr4: hex(v.cr4),
+            efer: hex(v.efer),
+            cs_selector: format!("{:#x}", v.cs.selector),
+            cpl: v.cpl,
+            registers: v,
+        })
+        .collect();
+    if json {
+        let report = InfoReport {
+            summary: &summary,
+            encoding,
+            vcpus,
+        };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+        return Ok(());
+    }
+    print!("{}", render(&summary, &encoding, &state));
+    Ok(())
+}
+
+fn mib(bytes: u64) -> String {
+    if bytes % (1 << 20) == 0 {
+        format!("{} MiB", bytes >> 20)
+    } else {
+        format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
+    }
+}
+
+fn render(s: &Summary, e: &EncodingStats, state: &SavedState) -> String {
+    let mut o = String::new();
+    let files: Vec<String> = s.files.iter().map(|p| p.display().to_string()).collect();
+    let _ = writeln!(o, "Files:         {}", files.join(", "));
+    let container = match s.format {
+        vm2dmp::InputFormat::Vmrs => format!(
+            "vmrs (HVS container {}.{})",
+            s.container_version >> 8,
+            s.container_version & 0xFF
+        ),
+        vm2dmp::InputFormat::VsvBin => {
+            format!("vsv+bin (legacy container {:#x})", s.container_version)
+        }
+    };
+    let vm_version = s.vm_version.map_or_else(
+        || "not recorded".to_string(),
+        |v| format!("{}.{}", v >> 8, v & 0xFF),
+    );
+    let _ = writeln!(o, "Format:        {container}, VM version {vm_version}");
+    if let Some(t) = &s.saved_state_type {
+        let _ = writeln!(o, "Saved state:   {t}");
+    }
+    if let Some(w) = &s.worker_process_version {
+        let _ = writeln!(o, "Written by:    vmwp {w}");
+    }
+    let replay = match (s.replay_log.pending_entries, s.replay_log.replayed) {
+        (0, _) => "clean (no pending entries)".to_string(),
+        (n, true) => format!("dirty: {n} pending entries, replayed in memory"),
+        (n, false) => format!("dirty: {n} pending entries, NOT replayed (--no-replay)"),
+    };
+    if s.format == vm2dmp::InputFormat::Vmrs {
+        let _ = writeln!(o, "Replay log:    {replay}");
+    }
+    let _ = writeln!(
+        o,
+        "Architecture:  {:?}, paging mode {:?}",
+        s.architecture, s.paging_mode
+    );
+    let _ = writeln!(
+        o,
+        "Processors:    {} (boot VP {}){}",
+        s.vp_count,
+        s.boot_vp.map_or("?".into(), |b| b.to_string()),
+        s.processor_vendor
+            .map_or(String::new(), |v| format!(", vendor {v}"))
+    );
+    let _ = writeln!(
+        o,
+        "RAM:           {} ({} pages) in {} range{}, {} RAM blocks ({} saved)",
+        mib(s.ram_bytes),
+        s.ram_pages,
+        s.ranges.len(),
+        if s.ranges.len() == 1 { "" } else { "s" },
+        s.ram_blocks,
+        mib(s.raw_saved_memory_size)
+    );
+    for r in &s.ranges {
+        let _ = writeln!(
+            o,
+            "  GPA {:#014x}..{:#014x}  {:>9} pages  saved page {:#x}{}",
+            r.gpa_start(),
+            r.gpa_end(),
+            r.page_count,
+            r.raw_page_start,
+            if r.flags != 0 {
+                format!("  flags {:#x}", r.flags)
+            } else {
+                String::new()
+            }
+        );
+    }
+    if let (Some(l), Some(h)) = (s.low_mmio_gap_mb, s.high_mmio_gap_mb) {
+        let _ = writeln!(o, "MMIO gaps:     low {l} MiB, high {h} MiB");
+    }
+    let _ = writeln!(
+        o,
+        "Page encoding: {} compressed, {} raw, {} zero-filled, {} pattern-filled, {} in multi-page tokens, {} raw blocks",
+        e.compressed_pages, e.raw_pages, e.fill_zero_pages, e.fill_pattern_pages, e.sized_pages, e.raw_blocks
+    );
+    if let Some(m) = s.guest_crash_msrs {
+        let _ = writeln!(
+            o,
+            "Guest crash:   {:#x} ({:#x}, {:#x}, {:#x}, {:#x})",
+            m[0], m[1], m[2], m[3], m[4]
+        );
+    }
+    let _ = writeln!(o, "vCPUs:");
+    let _ = writeln!(
+        o,
+        "  {:>3}  {:>18}  {:>18}  {:>18}  {:>10}  {:>10}  mode",
+        "VP", "RIP", "CR0", "CR3", "CR4", "EFER"
+    );
+    for v in state.vcpus() {
+        let _ = writeln!(
+            o,
+            "  {:>3}  {:>#18x}  {:>#18x}  {:>#18x}  {:>#10x}  {:>#10x}  {}",
+            v.index,
+            v.rip,
+            v.cr0,
+            v.cr3,
+            v.cr4,
+            v.efer,
+            v.mode_description()
+        );
+    }
+    if !state.higher_vtl_vcpus().is_empty() {
+        let _ = writeln!(
+            o,
+            "  ({} register sets of higher VTLs are saved and not used)",
+            state.higher_vtl_vcpus().len()
+        );
+    }
+    o
+}
