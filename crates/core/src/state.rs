@@ -156,43 +156,31 @@ impl std::fmt::Debug for SavedState {
     }
 }
 
-fn sniff(path: &Path) -> Result<u32> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path).map_err(|e| Error::Io {
-        path: path.to_path_buf(),
-        action: "cannot open",
-        source: e,
-    })?;
-    let mut b = [0u8; 4];
-    let n = f.read(&mut b).map_err(|e| Error::Io {
-        path: path.to_path_buf(),
-        action: "cannot read",
-        source: e,
-    })?;
-    if n < 4 {
-        return Err(Error::Corrupt {
-            path: path.to_path_buf(),
-            structure: "file signature",
-            offset: 0,
-            detail: format!("file is {n} bytes long"),
-        });
-    }
-    Ok(u32::from_le_bytes(b))
-}
-
 fn open_container(path: &Path, replay: bool) -> Result<ContainerFile> {
-    let sig = sniff(path)?;
     let mut file = InputFile::open(path)?;
-    let container = match sig {
-        hvs::FILE_SIGNATURE => Container::Hvs(HvsFile::parse(&mut file, replay)?),
-        legacy::SIGNATURE => Container::Legacy(LegacyFile::parse(&file)?),
-        _ => return Err(file.ctx.corrupt(
+    let raw = file.raw();
+    if raw.len() < 4 {
+        return Err(file.ctx.corrupt(
+            "file signature",
+            0,
+            format!("file is {} bytes long", raw.len()),
+        ));
+    }
+    let sig = vm2dmp_formats::le::u32(raw, 0).unwrap_or(0);
+    // An HVS file keeps a second header copy at 4096: recognise it when copy 0 is damaged.
+    let second = vm2dmp_formats::le::u32(raw, hvs::HEADER_COPY_OFFSETS[1] as usize);
+    let container = if sig == hvs::FILE_SIGNATURE || second == Some(hvs::FILE_SIGNATURE) {
+        Container::Hvs(HvsFile::parse(&mut file, replay)?)
+    } else if sig == legacy::SIGNATURE {
+        Container::Legacy(LegacyFile::parse(&file)?)
+    } else {
+        return Err(file.ctx.corrupt(
             "file signature",
             0,
             format!(
                 "{sig:#010x} is neither an HVS (.vmrs) nor a legacy (.vsv/.bin) saved-state file"
             ),
-        )),
+        ));
     };
     Ok(ContainerFile { file, container })
 }

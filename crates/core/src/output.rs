@@ -1,0 +1,210 @@
+//! The output file: sized up front, written at fixed offsets from any thread, under a temporary
+//! name beside the target, renamed over it only when complete. Dropping an uncommitted output
+//! removes the temporary file, so a failed or interrupted run leaves nothing under the target
+//! name.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// An output file being written.
+#[derive(Debug)]
+pub struct OutputFile {
+    target: PathBuf,
+    temp: PathBuf,
+    file: Option<File>,
+}
+
+fn io(path: &Path, action: &'static str, source: std::io::Error) -> Error {
+    Error::Io {
+        path: path.to_path_buf(),
+        action,
+        source,
+    }
+}
+
+impl OutputFile {
+    /// Creates a temporary file of `size` bytes beside `target`. Refuses when `target` exists
+    /// and `force` is false, and when the file system reports less free space than `needed`.
+    pub fn create(target: &Path, size: u64, needed: u64, force: bool) -> Result<Self> {
+        if target.exists() && !force {
+            return Err(Error::OutputExists {
+                path: target.to_path_buf(),
+            });
+        }
+        if target.is_dir() {
+            return Err(io(
+                target,
+                "cannot write",
+                std::io::Error::other("is a directory"),
+            ));
+        }
+        let dir = match target.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if let Ok(available) = fs4::available_space(&dir) {
+            if available < needed {
+                return Err(Error::NoSpace {
+                    path: target.to_path_buf(),
+                    needed,
+                    available,
+                });
+            }
+        }
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "output".into());
+        let temp = dir.join(format!(".{name}.partial-{}", std::process::id()));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .or_else(|e| {
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    // A stale temporary file of a process with our pid: ours to replace.
+                    std::fs::remove_file(&temp)?;
+                    OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .create_new(true)
+                        .open(&temp)
+                } else {
+                    Err(e)
+                }
+            })
+            .map_err(|e| io(&temp, "cannot create", e))?;
+        let out = Self {
+            target: target.to_path_buf(),
+            temp,
+            file: Some(file),
+        };
+        out.file()?
+            .set_len(size)
+            .map_err(|e| io(&out.temp, "cannot size", e))?;
+        Ok(out)
+    }
+
+    fn file(&self) -> Result<&File> {
+        self.file
+            .as_ref()
+            .ok_or_else(|| io(&self.temp, "cannot write", std::io::Error::other("closed")))
+    }
+
+    /// Path of the temporary file being written.
+    pub fn temp_path(&self) -> &Path {
+        &self.temp
+    }
+
+    /// Writes `buf` at `offset`. Safe to call from several threads at once.
+    pub fn write_at(&self, buf: &[u8], offset: u64) -> Result<()> {
+        let f = self.file()?;
+        positioned::write_all_at(f, buf, offset).map_err(|e| io(&self.target, "cannot write", e))
+    }
+
+    /// Flushes the data to disk and renames the file to its target name.
+    pub fn commit(mut self) -> Result<()> {
+        let f = self.file.take().ok_or_else(|| {
+            io(&self.temp, "cannot commit", std::io::Error::other("closed"))
+        })?;
+        f.sync_all().map_err(|e| io(&self.target, "cannot flush", e))?;
+        drop(f);
+        replace(&self.temp, &self.target).map_err(|e| io(&self.target, "cannot rename", e))?;
+        // Renamed: nothing left to clean up.
+        self.temp = PathBuf::new();
+        Ok(())
+    }
+}
+
+impl Drop for OutputFile {
+    fn drop(&mut self) {
+        self.file.take();
+        if !self.temp.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.temp);
+        }
+    }
+}
+
+/// Renames `from` over `to`. `std::fs::rename` replaces an existing target on Unix and on
+/// Windows (MoveFileExW with MOVEFILE_REPLACE_EXISTING).
+fn replace(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::rename(from, to)
+}
+
+/// Positioned writes: `pwrite` on Unix, `WriteFile` with an offset on Windows, and a
+/// seek-and-write fallback (serialised by a lock) elsewhere.
+mod positioned {
+    use std::fs::File;
+
+    #[cfg(unix)]
+    pub fn write_all_at(f: &File, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        std::os::unix::fs::FileExt::write_all_at(f, buf, offset)
+    }
+
+    #[cfg(windows)]
+    pub fn write_all_at(f: &File, mut buf: &[u8], mut offset: u64) -> std::io::Result<()> {
+        use std::os::windows::fs::FileExt;
+        while !buf.is_empty() {
+            let n = f.seek_write(buf, offset)?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            buf = &buf[n..];
+            offset += n as u64;
+        }
+        Ok(())
+    }
+
+    #[cfg(not(any(unix, windows)))]
+    pub fn write_all_at(f: &File, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        use std::io::{Seek, SeekFrom, Write};
+        static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _g = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        let mut f = f;
+        f.seek(SeekFrom::Start(offset))?;
+        f.write_all(buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_renames_and_drop_cleans_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out.dmp");
+        let out = OutputFile::create(&target, 8192, 0, false).unwrap();
+        out.write_at(b"PAGE", 0).unwrap();
+        out.write_at(b"tail", 8188).unwrap();
+        assert!(!target.exists());
+        out.commit().unwrap();
+        let data = std::fs::read(&target).unwrap();
+        assert_eq!(data.len(), 8192);
+        assert_eq!(&data[..4], b"PAGE");
+        assert_eq!(&data[8188..], b"tail");
+        // Exists: refused without force, nothing changed.
+        let e = OutputFile::create(&target, 10, 0, false).unwrap_err();
+        assert!(matches!(e, Error::OutputExists { .. }));
+        // Dropped without commit: the temporary file goes, the target stays as it was.
+        let out = OutputFile::create(&target, 100, 0, true).unwrap();
+        let temp = out.temp_path().to_path_buf();
+        assert!(temp.exists());
+        drop(out);
+        assert!(!temp.exists());
+        assert_eq!(std::fs::read(&target).unwrap().len(), 8192);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn free_space_check_refuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("big.dmp");
+        let e = OutputFile::create(&target, 0, u64::MAX, false).unwrap_err();
+        assert!(matches!(e, Error::NoSpace { .. }), "{e}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}
