@@ -2,9 +2,11 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
+mod convert;
 mod info;
 
 /// Exit codes (documented in README).
@@ -20,7 +22,7 @@ pub(crate) mod exit {
     name = "vm2dmp",
     version,
     about = "Convert Hyper-V saved states and checkpoints into Windows kernel crash dumps",
-    after_help = "Examples:\n  vm2dmp info vm.vmrs\n  vm2dmp info vm.vsv --json\n\nExit codes: 0 success, 1 failure writing output or some inputs failed, 2 bad usage or unreadable input."
+    after_help = "Examples:\n  vm2dmp info vm.vmrs\n  vm2dmp info vm.vsv --json\n  vm2dmp convert vm.vmrs vm.dmp\n  vm2dmp convert vm.vsv vm.dmp --format bitmap --skip-zero\n\nExit codes: 0 success, 1 failure writing output or some inputs failed, 2 bad usage or unreadable input."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -51,6 +53,8 @@ impl InputArgs {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Write a Windows kernel crash dump of a saved state
+    Convert(convert::ConvertArgs),
     /// Show what a saved state holds: format, processors, memory map, registers
     Info {
         #[command(flatten)]
@@ -61,20 +65,50 @@ enum Command {
     },
 }
 
+/// Why a command failed.
+#[derive(Debug)]
+pub(crate) enum CliError {
+    Lib(vm2dmp::Error),
+    Usage(String),
+}
+
+impl From<vm2dmp::Error> for CliError {
+    fn from(e: vm2dmp::Error) -> Self {
+        CliError::Lib(e)
+    }
+}
+
 /// Prints one error line and gives the exit code for it.
-pub(crate) fn report(e: &vm2dmp::Error) -> ExitCode {
-    eprintln!("vm2dmp: error: {e}");
-    ExitCode::from(if e.is_input_error() {
-        exit::BAD_INPUT
-    } else {
-        exit::FAILED
-    })
+fn report(e: &CliError) -> ExitCode {
+    match e {
+        CliError::Usage(m) => {
+            eprintln!("vm2dmp: error: {m}");
+            ExitCode::from(exit::BAD_INPUT)
+        }
+        CliError::Lib(e) => {
+            eprintln!("vm2dmp: error: {e}");
+            let usage = matches!(e, vm2dmp::Error::OutputExists { .. });
+            ExitCode::from(if e.is_input_error() || usage {
+                exit::BAD_INPUT
+            } else {
+                exit::FAILED
+            })
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let cancel = Arc::new(vm2dmp::Cancel::new());
+    {
+        let cancel = Arc::clone(&cancel);
+        // Without a handler Ctrl-C still stops the process; the temporary output is then left
+        // under its hidden name, never under the target name.
+        let _ = ctrlc::set_handler(move || cancel.cancel());
+    }
     let result = match cli.command {
-        Command::Info { input, json } => info::run(&input, json),
+        Command::Info { input, json } => info::run(&input, json).map_err(CliError::from),
+        Command::Convert(args) => convert::run(&args, cancel),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

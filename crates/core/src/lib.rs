@@ -25,18 +25,24 @@
 #![deny(unsafe_code)]
 
 mod container;
+mod convert;
 mod error;
 mod hvs;
 mod input;
 mod legacy;
 mod mmap;
+mod output;
+mod progress;
 mod ram;
 mod state;
 mod vcpu;
 
 pub use container::ValueType;
+pub use convert::{convert, ConvertOptions, ConvertReport, DumpFormat};
 pub use error::{Error, Result};
 pub use hvs::ReplayLogStatus;
+pub use output::OutputFile;
+pub use progress::{Cancel, NoProgress, Progress};
 pub use ram::EncodingStats;
 pub use state::{
     BlockSpan, InputFormat, KeyFlavour, MemoryRange, OpenOptions, Pages, SavedState, Summary,
@@ -45,3 +51,5 @@ pub use vcpu::{
     Architecture, DescriptorTable, FpState, PagingMode, PartitionState, SegmentRegister, VpState,
 };
 pub use vm2dmp_formats::memory::{BLOCK_SIZE, PAGES_PER_BLOCK, PAGE_SIZE};
+/// The kernel-dump format layer (headers, layout, reader).
+pub use vm2dmp_kdump as kdump;

@@ -107,10 +107,12 @@ impl OutputFile {
 
     /// Flushes the data to disk and renames the file to its target name.
     pub fn commit(mut self) -> Result<()> {
-        let f = self.file.take().ok_or_else(|| {
-            io(&self.temp, "cannot commit", std::io::Error::other("closed"))
-        })?;
-        f.sync_all().map_err(|e| io(&self.target, "cannot flush", e))?;
+        let f = self
+            .file
+            .take()
+            .ok_or_else(|| io(&self.temp, "cannot commit", std::io::Error::other("closed")))?;
+        f.sync_all()
+            .map_err(|e| io(&self.target, "cannot flush", e))?;
         drop(f);
         replace(&self.temp, &self.target).map_err(|e| io(&self.target, "cannot rename", e))?;
         // Renamed: nothing left to clean up.

@@ -231,13 +231,33 @@ pub(crate) fn decode_block(
     out: &mut [u8],
     stats: &mut EncodingStats,
 ) -> Result<(), TokenError> {
+    decode_block_masked(data, out, stats).map(|_| ())
+}
+
+/// One bit per page of a block (256 pages).
+pub(crate) type PageMask = [u64; 4];
+
+fn mark(mask: &mut PageMask, first: usize, count: usize) {
+    for p in first..first + count {
+        mask[p / 64] |= 1 << (p % 64);
+    }
+}
+
+/// [`decode_block`], also returning which pages came from zero-fill tokens (so a writer can
+/// leave them to a pre-zeroed output).
+pub(crate) fn decode_block_masked(
+    data: &[u8],
+    out: &mut [u8],
+    stats: &mut EncodingStats,
+) -> Result<PageMask, TokenError> {
+    let mut zero = [0u64; 4];
     if out.len() != BLOCK_SIZE {
         return Err(err(0, "output buffer is not one block"));
     }
     if is_raw_block(data) {
         out.copy_from_slice(data);
         stats.raw_blocks += 1;
-        return Ok(());
+        return Ok(zero);
     }
     if data.len() > BLOCK_SIZE {
         return Err(err(
@@ -248,13 +268,53 @@ pub(crate) fn decode_block(
     let base = data.as_ptr() as usize;
     let trailing = walk_tokens(data, |page, tok| {
         count(stats, &tok);
+        if let PageToken::Fill { pattern: 0, count } = tok {
+            mark(&mut zero, page, count as usize);
+        }
         let start = page * PAGE_SIZE;
         let at = token_offset(base, &tok);
         decode_token(tok, &mut out[start..start + tok.pages() * PAGE_SIZE], at)?;
         Ok(true)
     })?;
     stats.trailing_bytes += trailing as u64;
-    Ok(())
+    Ok(zero)
+}
+
+/// Pages of a block known to be all zero without decompressing anything: zero-fill tokens and
+/// stored pages (raw tokens, raw blocks) that are all zero. Compressed pages count as non-zero.
+pub(crate) fn zero_pages(data: &[u8]) -> Result<PageMask, TokenError> {
+    let mut zero = [0u64; 4];
+    let is_zero = |p: &[u8]| p.iter().all(|&b| b == 0);
+    if is_raw_block(data) {
+        for (i, p) in data.chunks_exact(PAGE_SIZE).enumerate() {
+            if is_zero(p) {
+                mark(&mut zero, i, 1);
+            }
+        }
+        return Ok(zero);
+    }
+    if data.len() > BLOCK_SIZE {
+        return Err(err(
+            0,
+            format!("stored block is {} bytes, more than 1 MiB", data.len()),
+        ));
+    }
+    walk_tokens(data, |page, tok| {
+        match tok {
+            PageToken::Fill { pattern: 0, count } => mark(&mut zero, page, count as usize),
+            PageToken::Raw(p) if is_zero(p) => mark(&mut zero, page, 1),
+            PageToken::Sized { out_len, payload } if payload.len() == out_len as usize => {
+                for (i, p) in payload.chunks_exact(PAGE_SIZE).enumerate() {
+                    if is_zero(p) {
+                        mark(&mut zero, page + i, 1);
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(true)
+    })?;
+    Ok(zero)
 }
 
 /// Counts token kinds without decoding (cheap: no decompression).

@@ -442,6 +442,19 @@ impl SavedState {
         Ok(stats)
     }
 
+    /// [`SavedState::decode_block`] that also says which pages came from zero-fill tokens.
+    pub(crate) fn decode_block_masked(&self, n: usize, out: &mut [u8]) -> Result<ram::PageMask> {
+        let data = self.block_data(n)?;
+        let mut stats = EncodingStats::default();
+        ram::decode_block_masked(&data, out, &mut stats).map_err(|e| self.token_error(n, e))
+    }
+
+    /// Pages of RAM block `n` known to be all zero without decompressing anything.
+    pub(crate) fn zero_pages(&self, n: usize) -> Result<ram::PageMask> {
+        let data = self.block_data(n)?;
+        ram::zero_pages(&data).map_err(|e| self.token_error(n, e))
+    }
+
     /// How the pages of every RAM block are stored (walks the token streams; decompresses
     /// nothing).
     pub fn encoding_stats(&self) -> Result<EncodingStats> {
