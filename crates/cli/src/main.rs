@@ -7,6 +7,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 mod convert;
+mod dumpinfo;
 mod info;
 
 /// Exit codes (documented in README).
@@ -55,7 +56,9 @@ impl InputArgs {
 enum Command {
     /// Write a Windows kernel crash dump of a saved state
     Convert(convert::ConvertArgs),
-    /// Show what a saved state holds: format, processors, memory map, registers
+    /// Compare every guest page of a saved state with a dump (exit 1 on any difference)
+    Verify(dumpinfo::VerifyArgs),
+    /// Show what a saved state (or a kernel dump) holds: format, processors, memory map, registers
     Info {
         #[command(flatten)]
         input: InputArgs,
@@ -107,7 +110,15 @@ fn main() -> ExitCode {
         let _ = ctrlc::set_handler(move || cancel.cancel());
     }
     let result = match cli.command {
+        Command::Info { input, json } if vm2dmp::is_kernel_dump(&input.input) => {
+            dumpinfo::info(&input.input, json)
+        }
         Command::Info { input, json } => info::run(&input, json).map_err(CliError::from),
+        Command::Verify(args) => match dumpinfo::verify(&args, &cancel) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::from(exit::FAILED),
+            Err(e) => Err(e),
+        },
         Command::Convert(args) => convert::run(&args, cancel),
     };
     match result {

@@ -54,6 +54,13 @@ pub enum Error {
         needed: u64,
         available: u64,
     },
+    /// A kernel dump could not be parsed or read.
+    #[error("{}: {source}", path.display())]
+    Dump {
+        path: PathBuf,
+        #[source]
+        source: vm2dmp_kdump::DumpError,
+    },
     /// The operation was cancelled (e.g. by Ctrl-C).
     #[error("cancelled")]
     Cancelled,
@@ -69,6 +76,7 @@ impl Error {
                 | Error::Unsupported { .. }
                 | Error::NoMemoryImage { .. }
                 | Error::MissingBin { .. }
+                | Error::Dump { .. }
         )
     }
 }

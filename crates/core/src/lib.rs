@@ -26,6 +26,7 @@
 
 mod container;
 mod convert;
+mod dump;
 mod error;
 mod hvs;
 mod input;
@@ -39,6 +40,7 @@ mod vcpu;
 
 pub use container::ValueType;
 pub use convert::{convert, ConvertOptions, ConvertReport, DumpFormat};
+pub use dump::{is_kernel_dump, verify, DumpFile, VerifyReport};
 pub use error::{Error, Result};
 pub use hvs::ReplayLogStatus;
 pub use output::OutputFile;
