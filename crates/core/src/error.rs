@@ -21,6 +21,14 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// An input file could not be opened or mapped.
+    #[error("{}: {action}: {source}", path.display())]
+    Input {
+        path: PathBuf,
+        action: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
     /// A structure in the file is inconsistent or truncated.
     #[error("{}: {structure} at offset {offset:#x}: {detail}", path.display())]
     Corrupt {
@@ -72,7 +80,8 @@ impl Error {
     pub fn is_input_error(&self) -> bool {
         matches!(
             self,
-            Error::Corrupt { .. }
+            Error::Input { .. }
+                | Error::Corrupt { .. }
                 | Error::Unsupported { .. }
                 | Error::NoMemoryImage { .. }
                 | Error::MissingBin { .. }

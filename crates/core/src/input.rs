@@ -39,7 +39,7 @@ impl std::fmt::Debug for InputFile {
 
 impl InputFile {
     pub fn open(path: &Path) -> Result<Self> {
-        let io = |action, source| Error::Io {
+        let io = |action, source| Error::Input {
             path: path.to_path_buf(),
             action,
             source,

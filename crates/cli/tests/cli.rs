@@ -1,0 +1,213 @@
+//! The `vm2dmp` command: exit codes, messages, JSON output, on the real sample.
+
+use std::path::PathBuf;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use serde_json::Value;
+
+fn sample(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/hyperv-sample")
+        .join(name)
+}
+
+fn vm2dmp() -> Command {
+    Command::cargo_bin("vm2dmp").unwrap()
+}
+
+#[test]
+fn help_and_version() {
+    vm2dmp()
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Examples:"))
+        .stdout(predicate::str::contains("Exit codes"));
+    vm2dmp()
+        .arg("--version")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(env!("CARGO_PKG_VERSION")));
+    vm2dmp().arg("frobnicate").assert().code(2);
+    vm2dmp().args(["convert", "only-one-arg"]).assert().code(2);
+}
+
+#[test]
+fn info_text_and_json() {
+    vm2dmp()
+        .args(["info"])
+        .arg(sample("test_file.VMRS"))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Processors:    4"))
+        .stdout(predicate::str::contains("X86, paging mode Bit32"))
+        .stdout(predicate::str::contains(
+            "185 compressed, 6 raw, 64278 zero-filled, 43 pattern-filled",
+        ));
+    let out = vm2dmp()
+        .args(["info", "--json"])
+        .arg(sample("test_file.vsv"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["format"], "vsv+bin");
+    assert_eq!(j["vp_count"], 4);
+    assert_eq!(j["ram_pages"], 64512);
+    assert_eq!(j["encoding"]["compressed_pages"], 185);
+    assert_eq!(j["vcpus"][0]["rip"], "0x5ba9");
+    assert_eq!(j["vcpus"][1]["cr0"], "0x60000010");
+    assert_eq!(j["vcpus"][0]["registers"]["rcx"], 4);
+}
+
+#[test]
+fn bad_inputs_exit_2_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.vmrs");
+    std::fs::write(&junk, b"this is not a saved state at all").unwrap();
+    let out = vm2dmp().arg("info").arg(&junk).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("junk.vmrs") && err.contains("file signature") && err.contains("0x0"),
+        "{err}"
+    );
+
+    let out = vm2dmp()
+        .arg("info")
+        .arg(dir.path().join("missing.vmrs"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+
+    let vsv = dir.path().join("alone.vsv");
+    std::fs::copy(sample("test_file.vsv"), &vsv).unwrap();
+    let out = vm2dmp()
+        .arg("convert")
+        .arg(&vsv)
+        .arg(dir.path().join("o.dmp"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("alone.bin") && err.contains("--bin"), "{err}");
+    assert!(!dir.path().join("o.dmp").exists());
+    // --bin finds it.
+    vm2dmp()
+        .arg("info")
+        .arg(&vsv)
+        .arg("--bin")
+        .arg(sample("test_file.bin"))
+        .assert()
+        .success();
+}
+
+#[test]
+fn convert_verify_and_overwrite_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("sample.dmp");
+    let out = vm2dmp()
+        .args(["convert", "--json"])
+        .arg(sample("test_file.VMRS"))
+        .arg(&out_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["dump_type"], 1);
+    assert_eq!(j["pages_written"], 64512);
+    assert_eq!(j["bytes"], 0x1000 + 64512 * 4096);
+    assert!(j["notes"][0]
+        .as_str()
+        .unwrap()
+        .contains("no Windows kernel is present"));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("note: "), "{stderr}");
+    assert_eq!(
+        std::fs::metadata(&out_path).unwrap().len(),
+        0x1000 + 64512 * 4096
+    );
+
+    // An existing output is refused without --force, and left as it was.
+    let before = std::fs::metadata(&out_path).unwrap().modified().unwrap();
+    vm2dmp()
+        .arg("convert")
+        .arg(sample("test_file.VMRS"))
+        .arg(&out_path)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--force"));
+    assert_eq!(
+        std::fs::metadata(&out_path).unwrap().modified().unwrap(),
+        before
+    );
+
+    vm2dmp()
+        .args(["verify"])
+        .arg(&out_path)
+        .arg(sample("test_file.VMRS"))
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with(
+            "OK: 64512 guest pages compared",
+        ));
+    // The .vsv/.bin pair is a different save: exactly five pages differ.
+    vm2dmp()
+        .args(["verify"])
+        .arg(&out_path)
+        .arg(sample("test_file.vsv"))
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("5 differ"))
+        .stdout(predicate::str::contains("0x0 0x7 0xf9 0xfbf0 0xfbf1"));
+
+    vm2dmp()
+        .args(["info"])
+        .arg(&out_path)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("DUMP_HEADER32 (DumpType 1: full)"))
+        .stdout(predicate::str::contains("rip 0x5ba9"));
+
+    // Bitmap with zero pages left out, over the existing file with --force.
+    let out = vm2dmp()
+        .args(["convert", "--force", "--skip-zero", "--json", "-q"])
+        .arg(sample("test_file.vsv"))
+        .arg(&out_path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(
+        out.stderr.is_empty(),
+        "quiet: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["dump_type"], 5);
+    let written = j["pages_written"].as_u64().unwrap();
+    assert!(written < 1000 && written >= 234, "{written}");
+    vm2dmp()
+        .args(["verify"])
+        .arg(&out_path)
+        .arg(sample("test_file.vsv"))
+        .assert()
+        .success();
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no temporary files left"
+    );
+
+    vm2dmp()
+        .args(["convert", "--skip-zero", "--format", "full"])
+        .arg(sample("test_file.vsv"))
+        .arg(dir.path().join("x.dmp"))
+        .assert()
+        .code(2);
+}
