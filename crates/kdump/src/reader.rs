@@ -57,7 +57,7 @@ pub struct BitmapInfo {
     pub present_count: u64,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum PageMap {
     /// Runs sorted by base page, each with the index of its first stored page.
     Full {
@@ -73,7 +73,7 @@ enum PageMap {
 
 /// A parsed kernel dump. It keeps no reference to the file bytes: reads take them
 /// again (`bytes` must be the same slice that was parsed, typically a memory map).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KernelDump {
     header: Header,
     arch: Arch,
