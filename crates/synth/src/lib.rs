@@ -1,1 +1,118 @@
 #![forbid(unsafe_code)]
+//! Writes synthetic Hyper-V saved-state files, valid or deliberately broken, for tests
+//! and benchmarks of the vm2dmp reader.
+//!
+//! Two containers are written, following `docs/hyperv-saved-state.md` and the byte
+//! conventions of the real sample in `testdata/hyperv-sample/`:
+//!
+//! * [`write_vmrs`]: an HVS `.VMRS` (format 0x400): two header copies, chained object
+//!   tables, packed key tables, file objects, a replay log, and the keys
+//!   `/savedstate/VmVersion`, `/savedstate/type`, `/savedstate/VmwpVersion`,
+//!   `/savedstate/RamMemoryBlock<d>`, `/savedstate/RamBlock<n>`,
+//!   `/savedstate/savedVM/partition_state`, `/savedstate/savedVM/topology/...` and a few
+//!   `/configuration/...` keys.
+//! * [`write_vsv_bin`]: the legacy 0x500 pair: `RamBlock/<n>/` in the `.bin`,
+//!   `RamMemoryBlock/<d>/`, `/savedVM/partition_state` and the rest in the `.vsv`.
+//!
+//! The guest is described by a [`SynthVm`]: guest-physical [`SynthRange`]s (each starts
+//! on a fresh 1 MiB RAM block, the tail of its last block is zero), virtual processors
+//! ([`SynthVp`], with register sets laid out exactly as partition_state stores them),
+//! and a [`PageSource`] that produces page contents on demand. Nothing is materialised:
+//! blocks are encoded in parallel batches and streamed to disk, so a 16 GiB guest costs
+//! a few MiB of memory. All-zero raw blocks are left as holes (sparse files).
+//!
+//! Each RAM block is stored as a raw 1 MiB value or a token stream ([`BlockEncoding`],
+//! [`PagePolicy`]): the Hyper-V-like policy (fill-one tokens and compressed pages),
+//! `Auto` (smallest), `Mixed` (every token kind in turn), or one forced kind.
+//!
+//! Every writer returns a [`SynthLayout`] that records where each structure went (header
+//! copies, object tables and their entries, key tables, each key entry and value, every
+//! RAM block, the chunks inside partition_state, the replay log). The [`corrupt`] module
+//! patches a written file at such an offset, with or without fixing the checksum.
+//!
+//! # Example
+//!
+//! ```
+//! use vm2dmp_synth::{corrupt, write_vmrs, BlockEncoding, PagePolicy, SparsePages, SynthVm, SynthVp};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("guest.vmrs");
+//!
+//! // 4 MiB of RAM with one interesting page, two x64 VPs.
+//! let mut pages = SparsePages::new();
+//! pages.write(0x3000, b"hello from guest page 3");
+//! let vm = SynthVm::with_ram_mib(4)
+//!     .with_pages(pages)
+//!     .with_vps(vec![
+//!         SynthVp::x64_long_mode(0, 0x1AA000, 0xFFFFF800_00001000, 0xFFFFF800_00100000),
+//!         SynthVp::x64_long_mode(1, 0x1AA000, 0xFFFFF800_00002000, 0xFFFFF800_00200000),
+//!     ])
+//!     .with_encoding(BlockEncoding::Tokens(PagePolicy::Mixed));
+//! let layout = write_vmrs(&vm, &path).unwrap();
+//! assert_eq!(layout.ram_blocks.len(), 4);
+//!
+//! // Break the active header's checksum: a reader must fall back to copy 1.
+//! corrupt::flip_byte(&path, layout.header_offsets[0] + 20).unwrap();
+//! // Or change VmVersion behind a valid entry checksum.
+//! let k = layout.key("/savedstate/VmVersion");
+//! corrupt::set_u64(&path, k.value_offset, 0x100).unwrap();
+//! corrupt::fix_key_entry_crc(&path, k.entry_offset).unwrap();
+//! ```
+
+pub mod common;
+pub mod corrupt;
+pub mod encode;
+pub mod hvs;
+mod keys;
+pub mod layout;
+pub mod legacy;
+pub mod lz;
+pub mod model;
+pub mod options;
+pub mod partition;
+
+use std::io;
+use std::path::Path;
+
+pub use encode::{BlockEncoding, PagePolicy, TokenCounts, TokenKind, TokenLoc};
+pub use layout::{
+    FileRole, KeyLoc, KeyTableLoc, LegacyFileLoc, ObjectLoc, ObjectTableLoc, RamBlockLoc,
+    ReplayEntryLoc, ReplayLogLoc, SynthLayout,
+};
+pub use model::{
+    ControlRegs, DebugRegs, FlatImage, FpRegs, GpRegs, MixedContent, PageSource, PlacedRange,
+    Segment, SegmentRegs, SparsePages, SynthRange, SynthVm, SynthVp, TableReg, TableRegs, Vendor,
+    VpState, ZeroPages,
+};
+pub use options::{
+    BlockOrder, HeaderCopy, KeyValue, LegacyOptions, PartitionOptions, PartitionStyle,
+    ReplayTarget, StaleReplay, VmrsOptions, VtlOrder,
+};
+pub use partition::{ChunkLoc, PartitionLayout};
+
+/// Bytes in a guest page.
+pub const PAGE_SIZE: u64 = 4096;
+
+/// Write `vm` as an HVS `.VMRS` file at `path`.
+pub fn write_vmrs(vm: &SynthVm, path: impl AsRef<Path>) -> io::Result<SynthLayout> {
+    hvs::write_vmrs(vm, path.as_ref())
+}
+
+/// Write `vm` as a legacy `.vsv` + `.bin` pair.
+pub fn write_vsv_bin(
+    vm: &SynthVm,
+    vsv_path: impl AsRef<Path>,
+    bin_path: impl AsRef<Path>,
+) -> io::Result<SynthLayout> {
+    legacy::write_vsv_bin(vm, vsv_path.as_ref(), bin_path.as_ref())
+}
+
+/// The partition_state value `vm` would get in a `.VMRS` (or a `.vsv` when `vsv` is set).
+pub fn partition_state(vm: &SynthVm, vsv: bool) -> (Vec<u8>, PartitionLayout) {
+    let flavor = if vsv {
+        partition::ChunkFlavor::Vsv
+    } else {
+        partition::ChunkFlavor::Vmrs
+    };
+    partition::build(vm, flavor)
+}
