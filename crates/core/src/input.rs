@@ -16,6 +16,8 @@ pub(crate) struct Patch {
 
 enum Backing {
     Map(memmap2::Mmap),
+    /// Bytes handed over by the caller (in-memory inputs, fuzzing).
+    Owned(Vec<u8>),
     /// Empty files cannot be mapped.
     Empty,
 }
@@ -64,6 +66,15 @@ impl InputFile {
         })
     }
 
+    /// An input held in memory; `name` stands for its path in messages.
+    pub fn from_bytes(name: &Path, bytes: Vec<u8>) -> Self {
+        Self {
+            ctx: FileCtx::new(name),
+            backing: Backing::Owned(bytes),
+            patches: Vec::new(),
+        }
+    }
+
     pub fn path(&self) -> &Path {
         &self.ctx.path
     }
@@ -72,6 +83,7 @@ impl InputFile {
     pub fn raw(&self) -> &[u8] {
         match &self.backing {
             Backing::Map(m) => m,
+            Backing::Owned(v) => v,
             Backing::Empty => &[],
         }
     }

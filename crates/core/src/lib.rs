@@ -55,3 +55,24 @@ pub use vcpu::{
 pub use vm2dmp_formats::memory::{BLOCK_SIZE, PAGES_PER_BLOCK, PAGE_SIZE};
 /// The kernel-dump format layer (headers, layout, reader).
 pub use vm2dmp_kdump as kdump;
+
+/// Entry points into internal parsers, for fuzz targets. Not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::path::Path;
+
+    /// Decodes one stored RAM block (token stream or raw); true if it is well formed.
+    pub fn decode_ram_block(data: &[u8]) -> bool {
+        let mut out = vec![0u8; crate::BLOCK_SIZE];
+        let mut stats = crate::EncodingStats::default();
+        let ok = crate::ram::decode_block(data, &mut out, &mut stats).is_ok();
+        let _ = crate::ram::zero_pages(data);
+        ok
+    }
+
+    /// Parses a `partition_state` value; true if it is well formed.
+    pub fn parse_partition_state(data: &[u8]) -> bool {
+        let ctx = crate::error::FileCtx::new(Path::new("partition_state"));
+        crate::vcpu::parse(&ctx, data, 0).is_ok()
+    }
+}

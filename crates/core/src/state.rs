@@ -157,7 +157,10 @@ impl std::fmt::Debug for SavedState {
 }
 
 fn open_container(path: &Path, replay: bool) -> Result<ContainerFile> {
-    let mut file = InputFile::open(path)?;
+    parse_container(InputFile::open(path)?, replay)
+}
+
+fn parse_container(mut file: InputFile, replay: bool) -> Result<ContainerFile> {
     let raw = file.raw();
     if raw.len() < 4 {
         return Err(file.ctx.corrupt(
@@ -251,6 +254,26 @@ impl SavedState {
                 }
                 Self::from_files(InputFormat::VsvBin, main, Some(bin))
             }
+        }
+    }
+
+    /// Reads a saved state held in memory: a `.vmrs` image alone, or a `.vsv` image with its
+    /// `.bin` image. `name` stands for the file in error messages.
+    pub fn from_bytes(name: &Path, main: Vec<u8>, bin: Option<Vec<u8>>) -> Result<Self> {
+        let main = parse_container(InputFile::from_bytes(name, main), true)?;
+        match (&main.container, bin) {
+            (Container::Hvs(_), _) => Self::from_files(InputFormat::Vmrs, main, None),
+            (Container::Legacy(_), Some(bin)) => {
+                let bin = parse_container(
+                    InputFile::from_bytes(&name.with_extension("bin"), bin),
+                    false,
+                )?;
+                Self::from_files(InputFormat::VsvBin, main, Some(bin))
+            }
+            (Container::Legacy(_), None) => Err(Error::MissingBin {
+                vsv: name.to_path_buf(),
+                tried: "an in-memory .bin".into(),
+            }),
         }
     }
 
