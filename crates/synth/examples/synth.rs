@@ -5,9 +5,7 @@
 //! cargo run -p vm2dmp-synth --example synth -- legacy OUT.vsv OUT.bin [same options]
 //! ```
 
-use vm2dmp_synth::{
-    write_vmrs, write_vsv_bin, BlockEncoding, MixedContent, PagePolicy, SynthVm,
-};
+use vm2dmp_synth::{write_vmrs, write_vsv_bin, BlockEncoding, MixedContent, PagePolicy, SynthVm};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

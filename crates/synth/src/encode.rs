@@ -23,6 +23,10 @@ pub const TOKEN_RAW_PAGE: u32 = 4096;
 pub const BLOCK_BYTES: usize = 1 << 20;
 
 /// How the pages of a token-stream block are encoded.
+///
+/// Whatever the policy, a token stream stays below 1 MiB (a value of exactly 1 MiB is a
+/// raw block): where a policy would reach that size, as few pages as needed are encoded
+/// the cheapest way instead, and a block that cannot fit is stored as a raw block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PagePolicy {
     /// What the real Hyper-V files show: pattern pages as fill-one tokens, other pages
@@ -36,7 +40,8 @@ pub enum PagePolicy {
     /// fill-run, multi-page compressed, multi-page stored); kinds that do not apply to a
     /// page fall back to the next one that does.
     Mixed,
-    /// Every page as a raw 4096 token.
+    /// Every page as a raw 4096 token (but see the 1 MiB rule below: 256 raw tokens do
+    /// not fit, so at least one page is always encoded another way).
     Raw,
     /// Every page compressed (raw when compression would need 4096 bytes or more).
     Compressed,
@@ -169,7 +174,40 @@ pub fn page_pattern(page: &[u8]) -> Option<u64> {
     }
 }
 
-struct Emitter {
+/// One token to emit, covering pages `[start, start + pages)`.
+#[derive(Debug, Clone)]
+enum Tok {
+    FillOne(u64),
+    FillRun(u64, u16),
+    Raw,
+    /// LZ77 payload of one page (1..=4095 bytes).
+    Compressed(Vec<u8>),
+    /// Multi-page token of `n` pages, payload compressed (`Some`) or stored (`None`).
+    Multi(u16, Option<Vec<u8>>),
+}
+
+impl Tok {
+    fn pages(&self) -> usize {
+        match self {
+            Tok::FillRun(_, n) | Tok::Multi(n, _) => *n as usize,
+            _ => 1,
+        }
+    }
+
+    fn cost(&self) -> usize {
+        match self {
+            Tok::FillOne(_) => 12,
+            Tok::FillRun(..) => 16,
+            Tok::Raw => 4 + 4096,
+            Tok::Compressed(c) => 4 + c.len(),
+            Tok::Multi(n, Some(c)) => 12 + c.len().min(*n as usize * 4096),
+            Tok::Multi(n, None) => 12 + *n as usize * 4096,
+        }
+    }
+}
+
+struct Emitter<'a> {
+    data: &'a [u8],
     out: Vec<u8>,
     counts: TokenCounts,
     tokens: Vec<TokenLoc>,
@@ -177,8 +215,8 @@ struct Emitter {
     page: u16,
 }
 
-impl Emitter {
-    fn token(&mut self, kind: TokenKind, pages: u16, bytes: &[&[u8]]) {
+impl Emitter<'_> {
+    fn push(&mut self, kind: TokenKind, pages: u16, bytes: &[&[u8]]) {
         let offset = self.out.len() as u32;
         for b in bytes {
             self.out.extend_from_slice(b);
@@ -196,79 +234,62 @@ impl Emitter {
         self.page += pages;
     }
 
-    fn fill_one(&mut self, pattern: u64) {
-        self.token(
-            TokenKind::FillOne,
-            1,
-            &[&TOKEN_FILL_ONE.to_le_bytes(), &pattern.to_le_bytes()],
-        );
-    }
-
-    fn fill_run(&mut self, pattern: u64, count: u16) {
-        self.token(
-            TokenKind::FillRun,
-            count,
-            &[
-                &TOKEN_FILL_RUN.to_le_bytes(),
-                &pattern.to_le_bytes(),
-                &(count as u32).to_le_bytes(),
-            ],
-        );
-    }
-
-    fn raw(&mut self, page: &[u8]) {
-        self.token(
-            TokenKind::RawPage,
-            1,
-            &[&TOKEN_RAW_PAGE.to_le_bytes(), page],
-        );
-    }
-
-    /// Compressed if that fits a 1..=4095 token, else raw.
-    fn compressed_or_raw(&mut self, page: &[u8]) {
-        let c = lz::compressed(page);
-        if !c.is_empty() && c.len() < 4096 {
-            self.token(
+    fn emit(&mut self, t: &Tok) {
+        let i = self.page as usize;
+        match t {
+            Tok::FillOne(p) => self.push(
+                TokenKind::FillOne,
+                1,
+                &[&TOKEN_FILL_ONE.to_le_bytes(), &p.to_le_bytes()],
+            ),
+            Tok::FillRun(p, n) => self.push(
+                TokenKind::FillRun,
+                *n,
+                &[
+                    &TOKEN_FILL_RUN.to_le_bytes(),
+                    &p.to_le_bytes(),
+                    &(*n as u32).to_le_bytes(),
+                ],
+            ),
+            Tok::Raw => {
+                let data = self.data;
+                self.push(
+                    TokenKind::RawPage,
+                    1,
+                    &[
+                        &TOKEN_RAW_PAGE.to_le_bytes(),
+                        &data[i * 4096..(i + 1) * 4096],
+                    ],
+                )
+            }
+            Tok::Compressed(c) => self.push(
                 TokenKind::CompressedPage,
                 1,
-                &[&(c.len() as u32).to_le_bytes(), &c],
-            );
-        } else {
-            self.raw(page);
-        }
-    }
-
-    fn multi(&mut self, data: &[u8], compress: bool) {
-        let pages = (data.len() / 4096) as u16;
-        let out_len = (data.len() as u32).to_le_bytes();
-        if compress {
-            let c = lz::compressed(data);
-            if c.len() < data.len() {
-                self.token(
-                    TokenKind::MultiCompressed,
-                    pages,
-                    &[
-                        &TOKEN_MULTI.to_le_bytes(),
-                        &out_len,
-                        &(c.len() as u32).to_le_bytes(),
-                        &c,
-                    ],
-                );
-                return;
+                &[&(c.len() as u32).to_le_bytes(), c],
+            ),
+            Tok::Multi(n, payload) => {
+                let data = self.data;
+                let raw = &data[i * 4096..(i + *n as usize) * 4096];
+                let out_len = (raw.len() as u32).to_le_bytes();
+                match payload {
+                    Some(c) if c.len() < raw.len() => self.push(
+                        TokenKind::MultiCompressed,
+                        *n,
+                        &[
+                            &TOKEN_MULTI.to_le_bytes(),
+                            &out_len,
+                            &(c.len() as u32).to_le_bytes(),
+                            c,
+                        ],
+                    ),
+                    _ => self.push(
+                        TokenKind::MultiStored,
+                        *n,
+                        &[&TOKEN_MULTI.to_le_bytes(), &out_len, &out_len, raw],
+                    ),
+                }
             }
         }
-        self.token(
-            TokenKind::MultiStored,
-            pages,
-            &[&TOKEN_MULTI.to_le_bytes(), &out_len, &out_len, data],
-        );
-    }
-
-    fn end(mut self) -> (Vec<u8>, TokenCounts, Vec<TokenLoc>) {
-        let p = self.page;
-        self.token(TokenKind::End, 0, &[&TOKEN_END.to_le_bytes()]);
-        debug_assert_eq!(p, 256);
-        (self.out, self.counts, self.tokens)
     }
 }
 
@@ -285,7 +306,143 @@ fn run_of_pattern(block: &[u8], start: usize, pattern: u64, max: usize) -> usize
     n
 }
 
+fn compressed_or_raw(page: &[u8]) -> Tok {
+    let c = lz::compressed(page);
+    if !c.is_empty() && c.len() < 4096 {
+        Tok::Compressed(c)
+    } else {
+        Tok::Raw
+    }
+}
+
+fn multi(data: &[u8], i: usize, n: usize, compress: bool) -> Tok {
+    let payload = if compress {
+        let c = lz::compressed(&data[i * 4096..(i + n) * 4096]);
+        (c.len() < n * 4096).then_some(c)
+    } else {
+        None
+    };
+    Tok::Multi(n as u16, payload)
+}
+
+/// The cheapest single-page token for page `i`.
+fn cheapest(data: &[u8], i: usize) -> Tok {
+    let page = &data[i * 4096..(i + 1) * 4096];
+    match page_pattern(page) {
+        Some(p) => Tok::FillOne(p),
+        None => compressed_or_raw(page),
+    }
+}
+
+/// The tokens `policy` wants at page `i` (at least one; the first starts at `i`).
+fn propose(policy: PagePolicy, data: &[u8], i: usize, turn: &mut usize) -> Vec<Tok> {
+    let page = |j: usize| &data[j * 4096..(j + 1) * 4096];
+    let pat = page_pattern(page(i));
+    match policy {
+        PagePolicy::HyperV => vec![match pat {
+            Some(p) => Tok::FillOne(p),
+            None => compressed_or_raw(page(i)),
+        }],
+        PagePolicy::Raw => vec![Tok::Raw],
+        PagePolicy::Compressed => vec![compressed_or_raw(page(i))],
+        PagePolicy::FillOne => vec![match pat {
+            Some(p) => Tok::FillOne(p),
+            None => Tok::Raw,
+        }],
+        PagePolicy::FillRun => vec![match pat {
+            Some(p) => Tok::FillRun(p, run_of_pattern(data, i, p, 256) as u16),
+            None => Tok::Raw,
+        }],
+        PagePolicy::MultiPage { pages, compress } => {
+            let n = (pages.max(1) as usize).min(256 - i);
+            vec![multi(data, i, n, compress)]
+        }
+        PagePolicy::Auto => {
+            if let Some(p) = pat {
+                let n = run_of_pattern(data, i, p, 256);
+                return vec![if n == 1 {
+                    Tok::FillOne(p)
+                } else {
+                    Tok::FillRun(p, n as u16)
+                }];
+            }
+            // A run of non-pattern pages: single-page tokens or one multi-page token.
+            let mut n = 1;
+            while i + n < 256 && n < 64 && page_pattern(page(i + n)).is_none() {
+                n += 1;
+            }
+            let singles: Vec<Tok> = (i..i + n).map(|j| compressed_or_raw(page(j))).collect();
+            let single_cost: usize = singles.iter().map(Tok::cost).sum();
+            if n > 1 {
+                let m = multi(data, i, n, true);
+                if m.cost() < single_cost {
+                    return vec![m];
+                }
+            }
+            singles
+        }
+        PagePolicy::Mixed => {
+            // 0 raw, 1 compressed, 2 fill-one, 3 fill-run, 4 multi compressed, 5 multi stored
+            let mut kind = *turn % 6;
+            *turn += 1;
+            if pat.is_none() && (kind == 2 || kind == 3) {
+                kind = 4;
+            }
+            vec![match kind {
+                0 => Tok::Raw,
+                1 => compressed_or_raw(page(i)),
+                2 => Tok::FillOne(pat.unwrap()),
+                3 => Tok::FillRun(
+                    pat.unwrap(),
+                    run_of_pattern(data, i, pat.unwrap(), 5) as u16,
+                ),
+                4 => multi(data, i, 3.min(256 - i), true),
+                _ => Tok::Multi(2.min(256 - i) as u16, None),
+            }]
+        }
+    }
+}
+
+/// Plan the tokens of a block. With `budget` (cheapest cost of pages `j..256` for every
+/// `j`), a proposed token is replaced by the cheapest single-page one whenever keeping
+/// it would make the stream reach 1 MiB.
+fn plan(policy: PagePolicy, data: &[u8], block: u64, budget: Option<&[usize]>) -> Vec<Tok> {
+    let mut toks = Vec::new();
+    let mut queue: std::collections::VecDeque<(usize, Tok)> = Default::default();
+    let mut turn = (block % 6) as usize;
+    let mut size = 4usize; // end token
+    let mut i = 0usize;
+    while i < 256 {
+        while queue.front().is_some_and(|(s, _)| *s < i) {
+            queue.pop_front();
+        }
+        if queue.front().is_none_or(|(s, _)| *s != i) {
+            queue.clear();
+            let mut s = i;
+            for t in propose(policy, data, i, &mut turn) {
+                let n = t.pages();
+                queue.push_back((s, t));
+                s += n;
+            }
+        }
+        let (_, mut t) = queue.pop_front().unwrap();
+        if let Some(rest) = budget {
+            if size + t.cost() + rest[i + t.pages()] >= BLOCK_BYTES {
+                t = cheapest(data, i);
+            }
+        }
+        size += t.cost();
+        i += t.pages();
+        toks.push(t);
+    }
+    toks
+}
+
 /// Encode one 1 MiB block (`block` = its number, used by the `Mixed` policy).
+///
+/// A token stream always stays below 1 MiB (a value of exactly 1 MiB means a raw
+/// block): when a policy would reach that size, as few pages as needed are encoded the
+/// cheapest way instead; when even that cannot fit, the block is stored raw.
 pub fn encode_block(
     data: &[u8],
     encoding: BlockEncoding,
@@ -293,178 +450,50 @@ pub fn encode_block(
     record_tokens: bool,
 ) -> EncodedBlock {
     assert_eq!(data.len(), BLOCK_BYTES);
+    let raw_block = || EncodedBlock {
+        bytes: data.to_vec(),
+        raw: true,
+        all_zero: data.iter().all(|&b| b == 0),
+        counts: TokenCounts {
+            raw_blocks: 1,
+            ..Default::default()
+        },
+        tokens: Vec::new(),
+    };
     let policy = match encoding {
-        BlockEncoding::RawBlock => {
-            let all_zero = data.iter().all(|&b| b == 0);
-            return EncodedBlock {
-                bytes: data.to_vec(),
-                raw: true,
-                all_zero,
-                counts: TokenCounts {
-                    raw_blocks: 1,
-                    ..Default::default()
-                },
-                tokens: Vec::new(),
-            };
-        }
+        BlockEncoding::RawBlock => return raw_block(),
         BlockEncoding::Tokens(p) => p,
     };
+    let mut toks = plan(policy, data, block, None);
+    if 4 + toks.iter().map(Tok::cost).sum::<usize>() >= BLOCK_BYTES {
+        let mut rest = vec![0usize; 257];
+        for j in (0..256).rev() {
+            rest[j] = rest[j + 1] + cheapest(data, j).cost();
+        }
+        if rest[0] + 4 >= BLOCK_BYTES {
+            return raw_block();
+        }
+        toks = plan(policy, data, block, Some(&rest));
+    }
     let mut e = Emitter {
+        data,
         out: Vec::with_capacity(4096),
         counts: TokenCounts::default(),
         tokens: Vec::new(),
         record: record_tokens,
         page: 0,
     };
-    let page = |i: usize| &data[i * 4096..(i + 1) * 4096];
-    let mut i = 0usize;
-    match policy {
-        PagePolicy::HyperV => {
-            while i < 256 {
-                match page_pattern(page(i)) {
-                    Some(p) => e.fill_one(p),
-                    None => e.compressed_or_raw(page(i)),
-                }
-                i += 1;
-            }
-        }
-        PagePolicy::Raw => {
-            while i < 256 {
-                e.raw(page(i));
-                i += 1;
-            }
-        }
-        PagePolicy::Compressed => {
-            while i < 256 {
-                e.compressed_or_raw(page(i));
-                i += 1;
-            }
-        }
-        PagePolicy::FillOne => {
-            while i < 256 {
-                match page_pattern(page(i)) {
-                    Some(p) => e.fill_one(p),
-                    None => e.raw(page(i)),
-                }
-                i += 1;
-            }
-        }
-        PagePolicy::FillRun => {
-            while i < 256 {
-                match page_pattern(page(i)) {
-                    Some(p) => {
-                        let n = run_of_pattern(data, i, p, 256);
-                        e.fill_run(p, n as u16);
-                        i += n;
-                    }
-                    None => {
-                        e.raw(page(i));
-                        i += 1;
-                    }
-                }
-            }
-        }
-        PagePolicy::MultiPage { pages, compress } => {
-            let k = (pages.max(1) as usize).min(256);
-            while i < 256 {
-                let n = k.min(256 - i);
-                e.multi(&data[i * 4096..(i + n) * 4096], compress);
-                i += n;
-            }
-        }
-        PagePolicy::Auto => {
-            while i < 256 {
-                if let Some(p) = page_pattern(page(i)) {
-                    let n = run_of_pattern(data, i, p, 256);
-                    if n == 1 {
-                        e.fill_one(p);
-                    } else {
-                        e.fill_run(p, n as u16);
-                    }
-                    i += n;
-                    continue;
-                }
-                // A run of non-pattern pages: per-page tokens or one multi-page token.
-                let mut n = 1;
-                while i + n < 256 && n < 64 && page_pattern(page(i + n)).is_none() {
-                    n += 1;
-                }
-                let singles: Vec<Vec<u8>> = (i..i + n).map(|j| lz::compressed(page(j))).collect();
-                let single_cost: usize = singles.iter().map(|c| 4 + c.len().min(4096)).sum();
-                let multi = if n > 1 {
-                    Some(lz::compressed(&data[i * 4096..(i + n) * 4096]))
-                } else {
-                    None
-                };
-                match multi {
-                    Some(m) if 12 + m.len().min(n * 4096) < single_cost => {
-                        e.multi(&data[i * 4096..(i + n) * 4096], true);
-                    }
-                    _ => {
-                        for (j, c) in (i..i + n).zip(singles) {
-                            if c.len() < 4096 {
-                                e.token(
-                                    TokenKind::CompressedPage,
-                                    1,
-                                    &[&(c.len() as u32).to_le_bytes(), &c],
-                                );
-                            } else {
-                                e.raw(page(j));
-                            }
-                        }
-                    }
-                }
-                i += n;
-            }
-        }
-        PagePolicy::Mixed => {
-            let mut turn = (block % 6) as usize;
-            while i < 256 {
-                let pat = page_pattern(page(i));
-                // 0 raw, 1 compressed, 2 fill-one, 3 fill-run, 4 multi compressed, 5 multi stored
-                let mut kind = turn % 6;
-                if pat.is_none() && (kind == 2 || kind == 3) {
-                    kind = 4;
-                }
-                match kind {
-                    0 => {
-                        e.raw(page(i));
-                        i += 1;
-                    }
-                    1 => {
-                        e.compressed_or_raw(page(i));
-                        i += 1;
-                    }
-                    2 => {
-                        e.fill_one(pat.unwrap());
-                        i += 1;
-                    }
-                    3 => {
-                        let n = run_of_pattern(data, i, pat.unwrap(), 5);
-                        e.fill_run(pat.unwrap(), n as u16);
-                        i += n;
-                    }
-                    4 => {
-                        let n = 3.min(256 - i);
-                        e.multi(&data[i * 4096..(i + n) * 4096], true);
-                        i += n;
-                    }
-                    _ => {
-                        let n = 2.min(256 - i);
-                        e.multi(&data[i * 4096..(i + n) * 4096], false);
-                        i += n;
-                    }
-                }
-                turn += 1;
-            }
-        }
+    for t in &toks {
+        e.emit(t);
     }
-    let (bytes, counts, tokens) = e.end();
+    debug_assert_eq!(e.page, 256);
+    e.push(TokenKind::End, 0, &[&TOKEN_END.to_le_bytes()]);
+    debug_assert!(e.out.len() < BLOCK_BYTES);
     EncodedBlock {
-        bytes,
+        bytes: e.out,
         raw: false,
         all_zero: false,
-        counts,
-        tokens,
+        counts: e.counts,
+        tokens: e.tokens,
     }
 }
