@@ -1,0 +1,163 @@
+//! Writes synthetic saved states, converts them, and writes a manifest of what every guest page
+//! must read as, for `scripts/check-with-volatility.py` (outside readers: volatility3 and the
+//! kdmp-parser Python package).
+//!
+//! Usage: `cargo run -p vm2dmp --example make_check_dumps -- OUT_DIR`
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use vm2dmp::{convert, Cancel, ConvertOptions, DumpFormat, NoProgress, SavedState};
+use vm2dmp_synth::{
+    write_vmrs, write_vsv_bin, BlockEncoding, MixedContent, PagePolicy, SynthRange, SynthVm,
+    SynthVp,
+};
+
+const MIB_PAGES: u64 = 256;
+
+fn x64_vm() -> SynthVm {
+    let vps = (0..4)
+        .map(|i| {
+            SynthVp::x64_long_mode(
+                i,
+                0x1AA000,
+                0xFFFF_F800_0000_1000 + u64::from(i),
+                0xFFFF_F800_0010_0000,
+            )
+        })
+        .collect();
+    let mut vm = SynthVm::new(vec![
+        SynthRange {
+            gpa_page_start: 0,
+            page_count: 3 * MIB_PAGES,
+        },
+        SynthRange {
+            gpa_page_start: 8 * MIB_PAGES,
+            page_count: 2 * MIB_PAGES,
+        },
+        SynthRange {
+            gpa_page_start: 0x10_0000,
+            page_count: 2 * MIB_PAGES,
+        },
+    ])
+    .with_pages(MixedContent { seed: 11 })
+    .with_vps(vps)
+    .with_encoding(BlockEncoding::Tokens(PagePolicy::Mixed));
+    vm.block_encoding.insert(1, BlockEncoding::RawBlock);
+    vm
+}
+
+fn x86_vm() -> SynthVm {
+    SynthVm::new(vec![
+        SynthRange {
+            gpa_page_start: 0,
+            page_count: 2 * MIB_PAGES,
+        },
+        SynthRange {
+            gpa_page_start: 0x1_0000,
+            page_count: MIB_PAGES,
+        },
+    ])
+    .with_pages(MixedContent { seed: 12 })
+    .with_vps(vec![SynthVp::x86_pae(
+        0,
+        0x1000_0020,
+        0x8040_1000,
+        0x8080_0000,
+    )])
+}
+
+/// One manifest entry: the dump and, for every guest page, its SHA-256 (or null when the
+/// dump leaves it out because it is all zero).
+fn entry(state: &SavedState, dump: &Path, arch: &str, skip_zero: bool) -> String {
+    let mut pages = String::new();
+    let mut it = state.pages();
+    while let Some(p) = it.next() {
+        let (pfn, bytes) = p.expect("page");
+        if !pages.is_empty() {
+            pages.push(',');
+        }
+        if skip_zero && bytes.iter().all(|&b| b == 0) {
+            let _ = write!(pages, "\"{pfn:#x}\":null");
+        } else {
+            let _ = write!(pages, "\"{pfn:#x}\":\"{:x}\"", Sha256::digest(bytes));
+        }
+    }
+    let holes: Vec<String> = state
+        .memory_ranges()
+        .iter()
+        .map(|r| format!("\"{:#x}\"", r.gpa_end()))
+        .collect();
+    format!(
+        "{{\"path\":{:?},\"arch\":\"{arch}\",\"dtb\":\"{:#x}\",\"rip\":\"{:#x}\",\"holes\":[{}],\"pages\":{{{pages}}}}}",
+        dump.display().to_string(),
+        state.boot_vcpu().cr3,
+        state.boot_vcpu().rip,
+        holes.join(",")
+    )
+}
+
+fn main() {
+    let out: PathBuf = std::env::args_os()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target/check-dumps"));
+    std::fs::create_dir_all(&out).expect("output folder");
+    let mut entries = Vec::new();
+    let x64 = x64_vm();
+    write_vmrs(&x64, &out.join("x64.vmrs")).expect("write x64.vmrs");
+    write_vsv_bin(&x64, &out.join("x64.vsv"), &out.join("x64.bin")).expect("write x64.vsv");
+    let x86 = x86_vm();
+    write_vmrs(&x86, &out.join("x86pae.vmrs")).expect("write x86pae.vmrs");
+    let cases: [(&str, &str, &str, DumpFormat, bool); 5] = [
+        ("x64.vmrs", "x64-full.dmp", "x64", DumpFormat::Full, false),
+        (
+            "x64.vsv",
+            "x64-bitmap.dmp",
+            "x64",
+            DumpFormat::Bitmap,
+            false,
+        ),
+        (
+            "x64.vmrs",
+            "x64-skipzero.dmp",
+            "x64",
+            DumpFormat::Bitmap,
+            true,
+        ),
+        (
+            "x86pae.vmrs",
+            "x86pae-full.dmp",
+            "x86",
+            DumpFormat::Full,
+            false,
+        ),
+        (
+            "x86pae.vmrs",
+            "x86pae-skipzero.dmp",
+            "x86",
+            DumpFormat::Bitmap,
+            true,
+        ),
+    ];
+    for (input, dump, arch, format, skip_zero) in cases {
+        let state = SavedState::open(out.join(input)).expect("open input");
+        let path = out.join(dump);
+        let opts = ConvertOptions {
+            format,
+            skip_zero,
+            force: true,
+            comment: None,
+        };
+        convert(&state, &path, &opts, &NoProgress, &Cancel::new()).expect("convert");
+        entries.push(entry(&state, &path, arch, skip_zero));
+    }
+    let manifest = out.join("manifest.json");
+    std::fs::write(
+        &manifest,
+        format!("{{\"dumps\":[{}]}}\n", entries.join(",\n")),
+    )
+    .expect("write manifest");
+    println!("{}", manifest.display());
+}
