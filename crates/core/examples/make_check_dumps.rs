@@ -106,10 +106,10 @@ fn main() {
     std::fs::create_dir_all(&out).expect("output folder");
     let mut entries = Vec::new();
     let x64 = x64_vm();
-    write_vmrs(&x64, &out.join("x64.vmrs")).expect("write x64.vmrs");
-    write_vsv_bin(&x64, &out.join("x64.vsv"), &out.join("x64.bin")).expect("write x64.vsv");
+    write_vmrs(&x64, out.join("x64.vmrs")).expect("write x64.vmrs");
+    write_vsv_bin(&x64, out.join("x64.vsv"), out.join("x64.bin")).expect("write x64.vsv");
     let x86 = x86_vm();
-    write_vmrs(&x86, &out.join("x86pae.vmrs")).expect("write x86pae.vmrs");
+    write_vmrs(&x86, out.join("x86pae.vmrs")).expect("write x86pae.vmrs");
     let cases: [(&str, &str, &str, DumpFormat, bool); 5] = [
         ("x64.vmrs", "x64-full.dmp", "x64", DumpFormat::Full, false),
         (
