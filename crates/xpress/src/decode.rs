@@ -1,13 +1,17 @@
 //! Plain LZ77 decoder.
 //!
-//! The decoder writes into a caller-supplied slice. The main loop reads one
-//! 32-bit flag word at a time and handles a whole run of literal flags at
-//! once (`leading_zeros` of the pending flag bits). While the input and the
-//! output both have room to spare, literal runs and matches are copied in
-//! fixed-size chunks that may write a few bytes past the end of the item;
-//! those bytes lie inside the output buffer and are overwritten by the items
-//! that follow. Near the end of either buffer every item takes an exact path
-//! that checks each byte against the rules of the format.
+//! The decoder writes into a caller-supplied slice. The main loop keeps the
+//! pending flag bits left-aligned in a `u64` with a marker bit after the
+//! last one, so that a whole run of literal flags is measured with one
+//! `leading_zeros`. While the input and the output both have room to spare,
+//! a literal run is copied as one fixed 32-byte block and a match as 16- or
+//! 8-byte chunks (or a repeated 8-byte pattern for distances below 8); these
+//! may write a few bytes past the end of the item, inside the output buffer,
+//! and the items that follow overwrite them. Near the end of either buffer
+//! every item takes an exact path that checks each byte against the rules
+//! of the format. Long length extensions and the exact paths are out of
+//! line. [`decompress_page`] has its own copy of the loop, specialised for a
+//! 4096-byte output.
 
 use crate::error::XpressError;
 use crate::PAGE_SIZE;
@@ -29,9 +33,18 @@ const PATTERN_STEP: [usize; 8] = [8, 8, 8, 6, 8, 5, 6, 7];
 /// Any [`XpressError`]; [`XpressError::OutputTooShort`] if the stream ends
 /// before 4096 bytes and [`XpressError::OutputOverrun`] if it would produce
 /// more.
-#[inline]
 pub fn decompress_page(src: &[u8], page: &mut [u8; PAGE_SIZE]) -> Result<(), XpressError> {
-    decompress_into(src, page)
+    // A copy of the decoder specialised for a 4096-byte output.
+    let produced = decode(src, page)?;
+    if produced == PAGE_SIZE {
+        Ok(())
+    } else {
+        Err(XpressError::OutputTooShort {
+            offset: src.len(),
+            out_pos: produced,
+            expected: PAGE_SIZE,
+        })
+    }
 }
 
 /// Decompresses `src` into `out`, which the stream must fill exactly.
@@ -68,53 +81,61 @@ pub fn decompress_into(src: &[u8], out: &mut [u8]) -> Result<(), XpressError> {
 /// [`XpressError::OutputOverrun`] if the stream would produce more than
 /// `out.len()` bytes.
 pub fn decompress_bounded(src: &[u8], out: &mut [u8]) -> Result<usize, XpressError> {
+    decode(src, out)
+}
+
+/// The decoder; see [`decompress_bounded`].
+#[inline(always)]
+fn decode(src: &[u8], out: &mut [u8]) -> Result<usize, XpressError> {
     let n = src.len();
     let cap = out.len();
     // Invariants: i <= n, o <= cap.
     let mut i = 0usize;
     let mut o = 0usize;
-    // Pending flag bits, the next one at bit 63; `bits` of them are valid.
-    let mut flags: u64 = 0;
-    let mut bits: u32 = 0;
+    // Pending flag bits, the next one at bit 63, followed by a marker bit:
+    // a flag word `f` is loaded as `f << 32 | 1 << 31`. The marker stops
+    // `leading_zeros` at the end of the word, and `flags == EMPTY` once
+    // all 32 bits are used.
+    const EMPTY: u64 = 1 << 63;
+    let mut flags: u64 = EMPTY;
     // High half of a length byte whose low half served an earlier match.
     let mut nibble: Option<u8> = None;
 
     loop {
-        if bits == 0 {
-            let Some(&[a, b, c, d]) = src.get(i..i.saturating_add(4)) else {
+        if flags == EMPTY {
+            let Some(&[a, b, c, d]) = chunk::<4>(src, i) else {
                 return Err(XpressError::TruncatedFlags { offset: i });
             };
-            flags = u64::from(u32::from_le_bytes([a, b, c, d])) << 32;
-            bits = 32;
+            flags = u64::from(u32::from_le_bytes([a, b, c, d])) << 32 | 1 << 31;
             i += 4;
         }
 
-        // A run of literal flags (at most the `bits` still pending).
-        let run = flags.leading_zeros().min(bits);
-        if run != 0 {
-            let r = run as usize;
-            if n - i >= LITERAL_CHUNK && cap - o >= LITERAL_CHUNK {
-                out[o..o + LITERAL_CHUNK].copy_from_slice(&src[i..i + LITERAL_CHUNK]);
-            } else {
-                literals_exact(src, out, i, o, r)?;
-            }
-            i += r;
-            o += r;
-            flags <<= run;
-            bits -= run;
-            if bits == 0 {
-                continue;
-            }
+        // A run of literal flags, possibly empty.
+        let run = flags.leading_zeros();
+        let r = run as usize;
+        if let (Some(from), Some(to)) = (
+            chunk::<LITERAL_CHUNK>(src, i),
+            out.get_mut(o..)
+                .and_then(<[u8]>::first_chunk_mut::<LITERAL_CHUNK>),
+        ) {
+            *to = *from;
+        } else if r != 0 {
+            literals_exact(src, out, i, o, r)?;
+        }
+        i += r;
+        o += r;
+        flags <<= run;
+        if flags == EMPTY {
+            continue;
         }
 
         // The next flag is set: a match, or the end of the stream.
         flags <<= 1;
-        bits -= 1;
         if i == n {
             return Ok(o);
         }
         let start = i;
-        let Some(&[lo, hi]) = src.get(i..i.saturating_add(2)) else {
+        let Some(&[lo, hi]) = chunk::<2>(src, i) else {
             return Err(XpressError::TruncatedMatch { offset: i });
         };
         i += 2;
@@ -124,8 +145,25 @@ pub fn decompress_bounded(src: &[u8], out: &mut [u8]) -> Result<usize, XpressErr
         let (len, wanted) = if short != 7 {
             (short + 3, (short + 3) as u64)
         } else {
-            let long = long_length(src, &mut i, &mut nibble)?;
-            (usize::try_from(long).unwrap_or(usize::MAX), long)
+            let half = match nibble.take() {
+                Some(high) => high,
+                None => {
+                    let Some(&b) = src.get(i) else {
+                        return Err(XpressError::TruncatedMatch { offset: i });
+                    };
+                    i += 1;
+                    nibble = Some(b >> 4);
+                    b & 0x0F
+                }
+            };
+            if half != 15 {
+                let len = usize::from(half) + 10;
+                (len, len as u64)
+            } else {
+                let (long, next) = extended_length(src, i)?;
+                i = next;
+                (usize::try_from(long).unwrap_or(usize::MAX), long)
+            }
         };
         if dist > o {
             return Err(XpressError::DistanceBeforeStart {
@@ -145,6 +183,12 @@ pub fn decompress_bounded(src: &[u8], out: &mut [u8]) -> Result<usize, XpressErr
         copy_match(out, o, dist, len);
         o += len;
     }
+}
+
+/// The `N` bytes of `s` at `at`, if there are that many.
+#[inline(always)]
+fn chunk<const N: usize>(s: &[u8], at: usize) -> Option<&[u8; N]> {
+    s.get(at..)?.first_chunk::<N>()
 }
 
 /// Copies a run of `r` literals one by one with the exact checks of the
@@ -180,55 +224,41 @@ fn literals_exact(
     }
 }
 
-/// Reads the extension of a match whose 3-bit length field is 7 and returns
-/// the full match length (at least 10). `i` points just past the match
-/// descriptor and is advanced past the extension bytes.
+/// Reads the length bytes that follow a 4-bit length field of 15, starting
+/// at `i`, and returns the full match length (at least 25) and the input
+/// offset past them.
 #[inline(never)]
-fn long_length(src: &[u8], i: &mut usize, nibble: &mut Option<u8>) -> Result<u64, XpressError> {
-    let mut len: u64 = match nibble.take() {
-        Some(high) => u64::from(high),
-        None => {
-            let b = *src
-                .get(*i)
-                .ok_or(XpressError::TruncatedMatch { offset: *i })?;
-            *nibble = Some(b >> 4);
-            *i += 1;
-            u64::from(b & 0x0F)
-        }
+fn extended_length(src: &[u8], mut i: usize) -> Result<(u64, usize), XpressError> {
+    let Some(&b) = src.get(i) else {
+        return Err(XpressError::TruncatedMatch { offset: i });
     };
-    if len == 15 {
-        let b = *src
-            .get(*i)
-            .ok_or(XpressError::TruncatedMatch { offset: *i })?;
-        *i += 1;
-        len = u64::from(b);
-        if b == 255 {
-            let at = *i;
-            let Some(&[lo, hi]) = src.get(at..at.saturating_add(2)) else {
-                return Err(XpressError::TruncatedMatch { offset: at });
+    i += 1;
+    let mut len = u64::from(b);
+    if b == 255 {
+        let Some(&[lo, hi]) = chunk::<2>(src, i) else {
+            return Err(XpressError::TruncatedMatch { offset: i });
+        };
+        let mut value_at = i;
+        let mut value = u32::from(u16::from_le_bytes([lo, hi]));
+        i += 2;
+        if value == 0 {
+            let Some(&[a, b, c, d]) = chunk::<4>(src, i) else {
+                return Err(XpressError::TruncatedMatch { offset: i });
             };
-            *i += 2;
-            let mut value = u32::from(u16::from_le_bytes([lo, hi]));
-            let mut value_at = at;
-            if value == 0 {
-                value_at = *i;
-                let Some(&[a, b, c, d]) = src.get(value_at..value_at.saturating_add(4)) else {
-                    return Err(XpressError::TruncatedMatch { offset: value_at });
-                };
-                *i += 4;
-                value = u32::from_le_bytes([a, b, c, d]);
-            }
-            let Some(rest) = value.checked_sub(22) else {
-                return Err(XpressError::LongLengthTooSmall {
-                    offset: value_at,
-                    value,
-                });
-            };
-            len = u64::from(rest);
+            value_at = i;
+            value = u32::from_le_bytes([a, b, c, d]);
+            i += 4;
         }
-        len += 15;
+        let Some(rest) = value.checked_sub(22) else {
+            return Err(XpressError::LongLengthTooSmall {
+                offset: value_at,
+                value,
+            });
+        };
+        len = u64::from(rest);
     }
-    Ok(len + 7 + 3)
+    // 15 for the byte, 7 for the 3-bit field, 3 for the minimum length.
+    Ok((len + 15 + 7 + 3, i))
 }
 
 /// Appends the `len` bytes of a match at `o`, copying from `dist` bytes back.
@@ -239,30 +269,38 @@ fn long_length(src: &[u8], i: &mut usize, nibble: &mut Option<u8>) -> Result<u64
 fn copy_match(out: &mut [u8], o: usize, dist: usize, len: usize) {
     let slack = out.len() - o - len;
     let from = o - dist;
-    if dist >= 16 && slack >= 16 {
+    if slack < 16 {
+        copy_match_exact(out, o, dist, len);
+    } else if dist >= 16 {
         // Each 16-byte chunk reads only bytes already final.
-        let mut k = 0;
-        loop {
-            out.copy_within(from + k..from + k + 16, o + k);
-            k += 16;
-            if k >= len {
-                break;
-            }
+        out.copy_within(from..from + 16, o);
+        if len > 16 {
+            copy_chunks::<16>(out, from, o, len);
         }
-    } else if dist >= 8 && slack >= 8 {
-        let mut k = 0;
-        loop {
-            out.copy_within(from + k..from + k + 8, o + k);
-            k += 8;
-            if k >= len {
-                break;
-            }
+    } else if dist >= 8 {
+        out.copy_within(from..from + 8, o);
+        if len > 8 {
+            copy_chunks::<8>(out, from, o, len);
         }
-    } else if dist < 8 && slack >= 8 && len <= 64 {
+    } else if dist == 1 {
+        let fill = [out[from]; 16];
+        if len <= 64 {
+            let mut k = 0;
+            loop {
+                out[o + k..o + k + 16].copy_from_slice(&fill);
+                k += 16;
+                if k >= len {
+                    break;
+                }
+            }
+        } else {
+            out[o..o + len].fill(fill[0]);
+        }
+    } else if len <= 64 {
         // Short period: build 8 bytes of the repeating pattern and store them
         // every `step` bytes, `step` being a multiple of `dist`.
         let mut pat = [0u8; 8];
-        pat[..dist].copy_from_slice(&out[from..o]);
+        pat.copy_from_slice(&out[from..from + 8]);
         for j in dist..8 {
             pat[j] = pat[j - dist];
         }
@@ -275,11 +313,31 @@ fn copy_match(out: &mut [u8], o: usize, dist: usize, len: usize) {
                 break;
             }
         }
+    } else {
+        copy_overlapping(out, from, dist, len);
+    }
+}
+
+/// The chunks after the first of a match copy with `dist >= N`.
+#[inline(never)]
+fn copy_chunks<const N: usize>(out: &mut [u8], from: usize, o: usize, len: usize) {
+    let mut k = N;
+    while k < len {
+        out.copy_within(from + k..from + k + N, o + k);
+        k += N;
+    }
+}
+
+/// Match copy near the end of the output, writing nothing past the match.
+#[cold]
+#[inline(never)]
+fn copy_match_exact(out: &mut [u8], o: usize, dist: usize, len: usize) {
+    let from = o - dist;
+    if dist >= len {
+        out.copy_within(from..from + len, o);
     } else if dist == 1 {
         let b = out[from];
         out[o..o + len].fill(b);
-    } else if dist >= len {
-        out.copy_within(from..from + len, o);
     } else {
         copy_overlapping(out, from, dist, len);
     }

@@ -4,7 +4,7 @@
 mod common;
 
 use common::reference;
-use vm2dmp_xpress::{decompress_bounded, decompress_into, XpressError};
+use vm2dmp_xpress::{decompress_bounded, decompress_into, decompress_page, XpressError, PAGE_SIZE};
 
 /// Flag word from a string of item kinds, most significant bit first:
 /// `l` literal, `m` match; the remaining bits are set.
@@ -34,6 +34,11 @@ fn run(src: &[u8], want: usize) -> Result<Vec<u8>, XpressError> {
     let mut out = vec![0u8; want];
     let ours = decompress_into(src, &mut out).map(|()| out);
     assert_eq!(ours, reference::decode(src, want), "reference disagrees");
+    if want == PAGE_SIZE {
+        let mut page = [0u8; PAGE_SIZE];
+        let paged = decompress_page(src, &mut page).map(|()| page.to_vec());
+        assert_eq!(paged, ours, "page decoder disagrees");
+    }
     ours
 }
 
@@ -250,12 +255,12 @@ fn output_overrun() {
         &u32::MAX.to_le_bytes(),
     ]);
     assert_eq!(
-        run(&s, 4096),
+        run(&s, PAGE_SIZE),
         Err(XpressError::OutputOverrun {
             offset: 5,
             out_pos: 1,
             length: u64::from(u32::MAX) + 3,
-            capacity: 4096
+            capacity: PAGE_SIZE
         })
     );
 }
@@ -296,11 +301,11 @@ fn long_length_too_small() {
 fn output_too_short() {
     let s = stream(&[&flags("l"), b"a"]);
     assert_eq!(
-        run(&s, 4096),
+        run(&s, PAGE_SIZE),
         Err(XpressError::OutputTooShort {
             offset: 5,
             out_pos: 1,
-            expected: 4096
+            expected: PAGE_SIZE
         })
     );
     let mut out = [0u8; 16];

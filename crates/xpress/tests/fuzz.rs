@@ -6,7 +6,7 @@ mod common;
 
 use common::{ours_compress, reference, xpress_rs_decode};
 use proptest::prelude::*;
-use vm2dmp_xpress::{decompress_bounded, decompress_into, XpressError, PAGE_SIZE};
+use vm2dmp_xpress::{decompress_bounded, decompress_into, decompress_page, XpressError, PAGE_SIZE};
 
 /// Output cap for the comparison with `xpress_rs`, whose decoder has no
 /// size limit: streams that would write more are not given to it.
@@ -19,6 +19,11 @@ fn check(src: &[u8]) {
         let ours = decompress_into(src, &mut out).map(|()| out);
         assert_eq!(ours, reference::decode(src, want), "want {want}");
     }
+
+    // The page-sized decoder is a separate specialisation.
+    let mut page = [0u8; PAGE_SIZE];
+    let ours = decompress_page(src, &mut page).map(|()| page.to_vec());
+    assert_eq!(ours, reference::decode(src, PAGE_SIZE), "page");
 
     let mut out = vec![0u8; CAP];
     let ours = decompress_bounded(src, &mut out);
