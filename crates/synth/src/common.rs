@@ -139,7 +139,7 @@ pub fn encode_blocks(
                 || vec![0u8; BLOCK_BYTES],
                 |buf, &b| {
                     block_data(vm, &placed, b, buf);
-                    encode_block(buf, vm.encoding_for(b), b, record_tokens)
+                    encode_block(buf, vm.encoding_for(b), b, vm.compressor, record_tokens)
                 },
             )
             .collect();

@@ -13,6 +13,31 @@
 
 use crate::lz;
 
+/// Which Plain LZ77 encoder produces compressed payloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compressor {
+    /// `vm2dmp_xpress::compress` (lazy matching).
+    #[default]
+    Xpress,
+    /// This crate's own greedy encoder ([`crate::lz`]): different streams for the same
+    /// input, useful to test a decoder against more than one encoder.
+    Greedy,
+}
+
+impl Compressor {
+    /// Compress `input` into a new vector.
+    pub fn compress(self, input: &[u8]) -> Vec<u8> {
+        match self {
+            Compressor::Xpress => {
+                let mut v = Vec::new();
+                vm2dmp_xpress::compress(input, &mut v);
+                v
+            }
+            Compressor::Greedy => lz::compressed(input),
+        }
+    }
+}
+
 pub const TOKEN_END: u32 = 0xFFFF_FFFF;
 pub const TOKEN_FILL_ONE: u32 = 0xFFFF_FFFE;
 pub const TOKEN_FILL_RUN: u32 = 0xFFFF_FFFD;
@@ -306,8 +331,8 @@ fn run_of_pattern(block: &[u8], start: usize, pattern: u64, max: usize) -> usize
     n
 }
 
-fn compressed_or_raw(page: &[u8]) -> Tok {
-    let c = lz::compressed(page);
+fn compressed_or_raw(z: Compressor, page: &[u8]) -> Tok {
+    let c = z.compress(page);
     if !c.is_empty() && c.len() < 4096 {
         Tok::Compressed(c)
     } else {
@@ -315,9 +340,9 @@ fn compressed_or_raw(page: &[u8]) -> Tok {
     }
 }
 
-fn multi(data: &[u8], i: usize, n: usize, compress: bool) -> Tok {
+fn multi(z: Compressor, data: &[u8], i: usize, n: usize, compress: bool) -> Tok {
     let payload = if compress {
-        let c = lz::compressed(&data[i * 4096..(i + n) * 4096]);
+        let c = z.compress(&data[i * 4096..(i + n) * 4096]);
         (c.len() < n * 4096).then_some(c)
     } else {
         None
@@ -326,25 +351,25 @@ fn multi(data: &[u8], i: usize, n: usize, compress: bool) -> Tok {
 }
 
 /// The cheapest single-page token for page `i`.
-fn cheapest(data: &[u8], i: usize) -> Tok {
+fn cheapest(z: Compressor, data: &[u8], i: usize) -> Tok {
     let page = &data[i * 4096..(i + 1) * 4096];
     match page_pattern(page) {
         Some(p) => Tok::FillOne(p),
-        None => compressed_or_raw(page),
+        None => compressed_or_raw(z, page),
     }
 }
 
 /// The tokens `policy` wants at page `i` (at least one; the first starts at `i`).
-fn propose(policy: PagePolicy, data: &[u8], i: usize, turn: &mut usize) -> Vec<Tok> {
+fn propose(z: Compressor, policy: PagePolicy, data: &[u8], i: usize, turn: &mut usize) -> Vec<Tok> {
     let page = |j: usize| &data[j * 4096..(j + 1) * 4096];
     let pat = page_pattern(page(i));
     match policy {
         PagePolicy::HyperV => vec![match pat {
             Some(p) => Tok::FillOne(p),
-            None => compressed_or_raw(page(i)),
+            None => compressed_or_raw(z, page(i)),
         }],
         PagePolicy::Raw => vec![Tok::Raw],
-        PagePolicy::Compressed => vec![compressed_or_raw(page(i))],
+        PagePolicy::Compressed => vec![compressed_or_raw(z, page(i))],
         PagePolicy::FillOne => vec![match pat {
             Some(p) => Tok::FillOne(p),
             None => Tok::Raw,
@@ -355,7 +380,7 @@ fn propose(policy: PagePolicy, data: &[u8], i: usize, turn: &mut usize) -> Vec<T
         }],
         PagePolicy::MultiPage { pages, compress } => {
             let n = (pages.max(1) as usize).min(256 - i);
-            vec![multi(data, i, n, compress)]
+            vec![multi(z, data, i, n, compress)]
         }
         PagePolicy::Auto => {
             if let Some(p) = pat {
@@ -371,10 +396,10 @@ fn propose(policy: PagePolicy, data: &[u8], i: usize, turn: &mut usize) -> Vec<T
             while i + n < 256 && n < 64 && page_pattern(page(i + n)).is_none() {
                 n += 1;
             }
-            let singles: Vec<Tok> = (i..i + n).map(|j| compressed_or_raw(page(j))).collect();
+            let singles: Vec<Tok> = (i..i + n).map(|j| compressed_or_raw(z, page(j))).collect();
             let single_cost: usize = singles.iter().map(Tok::cost).sum();
             if n > 1 {
-                let m = multi(data, i, n, true);
+                let m = multi(z, data, i, n, true);
                 if m.cost() < single_cost {
                     return vec![m];
                 }
@@ -390,13 +415,13 @@ fn propose(policy: PagePolicy, data: &[u8], i: usize, turn: &mut usize) -> Vec<T
             }
             vec![match kind {
                 0 => Tok::Raw,
-                1 => compressed_or_raw(page(i)),
+                1 => compressed_or_raw(z, page(i)),
                 2 => Tok::FillOne(pat.unwrap()),
                 3 => Tok::FillRun(
                     pat.unwrap(),
                     run_of_pattern(data, i, pat.unwrap(), 5) as u16,
                 ),
-                4 => multi(data, i, 3.min(256 - i), true),
+                4 => multi(z, data, i, 3.min(256 - i), true),
                 _ => Tok::Multi(2.min(256 - i) as u16, None),
             }]
         }
@@ -406,7 +431,13 @@ fn propose(policy: PagePolicy, data: &[u8], i: usize, turn: &mut usize) -> Vec<T
 /// Plan the tokens of a block. With `budget` (cheapest cost of pages `j..256` for every
 /// `j`), a proposed token is replaced by the cheapest single-page one whenever keeping
 /// it would make the stream reach 1 MiB.
-fn plan(policy: PagePolicy, data: &[u8], block: u64, budget: Option<&[usize]>) -> Vec<Tok> {
+fn plan(
+    z: Compressor,
+    policy: PagePolicy,
+    data: &[u8],
+    block: u64,
+    budget: Option<&[usize]>,
+) -> Vec<Tok> {
     let mut toks = Vec::new();
     let mut queue: std::collections::VecDeque<(usize, Tok)> = Default::default();
     let mut turn = (block % 6) as usize;
@@ -419,7 +450,7 @@ fn plan(policy: PagePolicy, data: &[u8], block: u64, budget: Option<&[usize]>) -
         if queue.front().is_none_or(|(s, _)| *s != i) {
             queue.clear();
             let mut s = i;
-            for t in propose(policy, data, i, &mut turn) {
+            for t in propose(z, policy, data, i, &mut turn) {
                 let n = t.pages();
                 queue.push_back((s, t));
                 s += n;
@@ -428,7 +459,7 @@ fn plan(policy: PagePolicy, data: &[u8], block: u64, budget: Option<&[usize]>) -
         let (_, mut t) = queue.pop_front().unwrap();
         if let Some(rest) = budget {
             if size + t.cost() + rest[i + t.pages()] >= BLOCK_BYTES {
-                t = cheapest(data, i);
+                t = cheapest(z, data, i);
             }
         }
         size += t.cost();
@@ -447,6 +478,7 @@ pub fn encode_block(
     data: &[u8],
     encoding: BlockEncoding,
     block: u64,
+    compressor: Compressor,
     record_tokens: bool,
 ) -> EncodedBlock {
     assert_eq!(data.len(), BLOCK_BYTES);
@@ -464,16 +496,16 @@ pub fn encode_block(
         BlockEncoding::RawBlock => return raw_block(),
         BlockEncoding::Tokens(p) => p,
     };
-    let mut toks = plan(policy, data, block, None);
+    let mut toks = plan(compressor, policy, data, block, None);
     if 4 + toks.iter().map(Tok::cost).sum::<usize>() >= BLOCK_BYTES {
         let mut rest = vec![0usize; 257];
         for j in (0..256).rev() {
-            rest[j] = rest[j + 1] + cheapest(data, j).cost();
+            rest[j] = rest[j + 1] + cheapest(compressor, data, j).cost();
         }
         if rest[0] + 4 >= BLOCK_BYTES {
             return raw_block();
         }
-        toks = plan(policy, data, block, Some(&rest));
+        toks = plan(compressor, policy, data, block, Some(&rest));
     }
     let mut e = Emitter {
         data,

@@ -74,7 +74,7 @@ pub mod partition;
 use std::io;
 use std::path::Path;
 
-pub use encode::{BlockEncoding, PagePolicy, TokenCounts, TokenKind, TokenLoc};
+pub use encode::{BlockEncoding, Compressor, PagePolicy, TokenCounts, TokenKind, TokenLoc};
 pub use layout::{
     FileRole, KeyLoc, KeyTableLoc, LegacyFileLoc, ObjectLoc, ObjectTableLoc, RamBlockLoc,
     ReplayEntryLoc, ReplayLogLoc, SynthLayout,

@@ -680,6 +680,8 @@ pub struct SynthVm {
     pub encoding: BlockEncoding,
     /// Per-block overrides of `encoding`, by RAM block number.
     pub block_encoding: BTreeMap<u64, BlockEncoding>,
+    /// Encoder of compressed payloads.
+    pub compressor: crate::encode::Compressor,
     /// Order of the `RamBlock` keys and values.
     pub block_order: crate::options::BlockOrder,
     /// Record every token's location in [`crate::SynthLayout::ram_blocks`].
@@ -728,6 +730,7 @@ impl SynthVm {
             pages: Arc::new(ZeroPages),
             encoding: BlockEncoding::default(),
             block_encoding: BTreeMap::new(),
+            compressor: Default::default(),
             block_order: Default::default(),
             record_tokens: false,
             vmwp_version: crate::keys::VMWP_VERSION.to_string(),

@@ -133,7 +133,7 @@ fn key_sets_match_the_real_sample_pair() {
         }
     }
     // Inline vs allocated: same decision for the shared keys.
-    for (n, _) in &o {
+    for n in o.keys() {
         assert_eq!(rv.value(n).len() <= 8, ov.value(n).len() <= 8, "{n}");
     }
     assert_eq!(rv.value("RamMemoryBlock/0/"), ov.value("RamMemoryBlock/0/"));

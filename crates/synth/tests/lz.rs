@@ -3,9 +3,14 @@
 mod common;
 
 fn roundtrip(data: &[u8]) {
-    let c = vm2dmp_synth::lz::compressed(data);
-    let d = common::lz77(&c, data.len()).unwrap();
-    assert!(d == data, "round trip of {} bytes", data.len());
+    for z in [
+        vm2dmp_synth::Compressor::Greedy,
+        vm2dmp_synth::Compressor::Xpress,
+    ] {
+        let c = z.compress(data);
+        let d = common::lz77(&c, data.len()).unwrap();
+        assert!(d == data, "{z:?} round trip of {} bytes", data.len());
+    }
 }
 
 fn noise(n: usize, mut s: u64) -> Vec<u8> {
@@ -60,6 +65,9 @@ fn flag_word_boundaries() {
 
 #[test]
 fn compressed_pages_are_small() {
-    assert!(vm2dmp_synth::lz::compressed(&[0u8; 4096]).len() < 32);
-    assert!(vm2dmp_synth::lz::compressed(&noise(4096, 5)).len() > 4096);
+    use vm2dmp_synth::Compressor::*;
+    for z in [Greedy, Xpress] {
+        assert!(z.compress(&[0u8; 4096]).len() < 32);
+        assert!(z.compress(&noise(4096, 5)).len() > 4096);
+    }
 }

@@ -382,6 +382,20 @@ fn every_policy_decodes_to_the_source_pages() {
 }
 
 #[test]
+fn both_compressors_decode() {
+    for z in [Compressor::Xpress, Compressor::Greedy] {
+        for p in [PagePolicy::Mixed, PagePolicy::Auto, PagePolicy::Compressed] {
+            let mut vm = content_vm(BlockEncoding::Tokens(p));
+            vm.compressor = z;
+            let (_d, path, layout) = write(&vm);
+            let h = parse(&path).unwrap();
+            let s = check_blocks(&vm, &h, &layout);
+            assert!(s.compressed + s.multi_compressed > 0);
+        }
+    }
+}
+
+#[test]
 fn auto_is_never_larger_than_the_hyperv_policy() {
     let size = |enc| {
         let vm = content_vm(enc);

@@ -543,6 +543,12 @@ pub fn lz77(src: &[u8], want: usize) -> Result<Vec<u8>, String> {
     if out.len() != want {
         return Err(format!("lz77 produced {} bytes, want {want}", out.len()));
     }
+    // Cross-check with the project's decoder.
+    let mut ours = vec![0u8; want];
+    vm2dmp_xpress::decompress_into(src, &mut ours).map_err(|e| format!("xpress: {e}"))?;
+    if ours != out {
+        return Err("the two LZ77 decoders disagree".into());
+    }
     Ok(out)
 }
 
