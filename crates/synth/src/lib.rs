@@ -30,6 +30,38 @@
 //! RAM block, the chunks inside partition_state, the replay log). The [`corrupt`] module
 //! patches a written file at such an offset, with or without fixing the checksum.
 //!
+//! # Conventions copied from the real sample
+//!
+//! Key names, types, nesting and insertion order; 12 bytes of slack after every
+//! `/savedstate` leaf value and none elsewhere; the last entry of a key table absorbing
+//! the table's tail (a free entry in the last table); a freed object near the start;
+//! 227-entry first object table and 454-entry linked tables; a 0xD000-byte replay log
+//! with a 0x1000-byte header area and already-applied entries; partition_state with the
+//! `Vers`/`VpCt`/`HvSm`/`HvSt` items, the same chunk ids in the same order (219 chunks
+//! for the sample's 4 VPs in a `.VMRS`, 201 in a `.vsv`) and 32 trailing zeros; RAM
+//! blocks of zero pages byte-identical to the sample's; in the legacy pair, values
+//! contiguous from 0x1000, allocations rounded to 4096 in the `.bin`, an internal data
+//! table described by `InternalDataTable*` in the `.vsv`, inline values of up to 8 bytes.
+//!
+//! # Knobs for error paths
+//!
+//! * [`VmrsOptions::headers`]: sequence, format version, bad checksum or signature, or a
+//!   different replay-log offset per header copy.
+//! * [`VmrsOptions::pending_replay`]: journal structures as pending replay-log entries;
+//!   the file body then holds [`VmrsOptions::pending_fill`] bytes until the log is applied.
+//! * [`VmrsOptions::stale_replay`]: already-applied entries that match the body, or that
+//!   would break it if replayed.
+//! * [`VmrsOptions::stale_key_table_copy`]: a second key table with index 1 and a lower
+//!   sequence.
+//! * `omit_keys` / `extra_keys` in [`VmrsOptions`] and [`LegacyOptions`]: leave out
+//!   `partition_state`, a `RamBlock`, a memory-map entry... or add keys of any type.
+//! * [`SynthVm::block_encoding`]: per-block encodings; [`SynthVm::record_tokens`] records
+//!   every token's offset so a test can break one token.
+//! * [`PartitionOptions`]: `Bare` envelope, VTL order, boot VP, `VpCt` value, extra chunks.
+//!
+//! Structural problems that need no writer support (bad sizes, offsets, truncation, CRC
+//! mismatches) are made after writing with [`corrupt`] at [`SynthLayout`] offsets.
+//!
 //! # Example
 //!
 //! ```
