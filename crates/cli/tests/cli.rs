@@ -211,3 +211,67 @@ fn convert_verify_and_overwrite_rules() {
         .assert()
         .code(2);
 }
+
+/// Damaged copies of the real sample: exit code 2, one line naming the file and the structure.
+#[test]
+fn damaged_inputs_exit_2_with_one_line_naming_file_and_structure() {
+    let dir = tempfile::tempdir().unwrap();
+    let vmrs = std::fs::read(sample("test_file.VMRS")).unwrap();
+    let cases: Vec<(&str, Box<dyn Fn(&mut Vec<u8>)>, &str)> = vec![
+        (
+            "truncated",
+            Box::new(|d| d.truncate(6000)),
+            "HVS file header",
+        ),
+        (
+            "magic",
+            Box::new(|d| {
+                d[0] = b'X';
+                d[4096] = b'X';
+            }),
+            "file signature",
+        ),
+        (
+            "both-crcs",
+            Box::new(|d| {
+                d[12] ^= 1;
+                d[4096 + 12] ^= 1;
+            }),
+            "HVS file header",
+        ),
+        (
+            "object-entry",
+            Box::new(|d| d[0x2008 + 7] ^= 1),
+            "object table entry",
+        ),
+        (
+            "object-count",
+            Box::new(|d| d[0x2004..0x2008].copy_from_slice(&u32::MAX.to_le_bytes())),
+            "object table",
+        ),
+        ("key-entry", Box::new(|d| d[0x3050] ^= 4), "key table entry"),
+    ];
+    for (name, damage, structure) in cases {
+        let mut d = vmrs.clone();
+        damage(&mut d);
+        let p = dir.path().join(format!("{name}.vmrs"));
+        std::fs::write(&p, d).unwrap();
+        for cmd in ["info", "convert"] {
+            let mut c = vm2dmp();
+            c.arg(cmd).arg(&p);
+            if cmd == "convert" {
+                c.arg(dir.path().join("out.dmp"));
+            }
+            let out = c.output().unwrap();
+            assert_eq!(out.status.code(), Some(2), "{name} {cmd}");
+            let err = String::from_utf8(out.stderr).unwrap();
+            assert_eq!(err.lines().count(), 1, "{name}: {err}");
+            assert!(
+                err.contains(&format!("{name}.vmrs")) && err.contains(structure),
+                "{name}: {err}"
+            );
+            assert!(err.contains("offset 0x"), "{name}: {err}");
+        }
+        assert!(!dir.path().join("out.dmp").exists());
+    }
+}

@@ -153,14 +153,23 @@ fn object_and_key_tables() {
     let p = patched(dir.path(), VMRS, |d| {
         let e = 0x3000 + 0x39;
         put_u32(d, e + 8, 0x777);
-        let size = 44; // entry_size of "properties"
-        let name_end = 21 + 11;
-        let _ = size;
         put_u32(d, e + 12, 0);
-        let c = crc32fast::hash(&d[e..e + name_end + 12]);
+        // Header, the 11-byte name "properties\0" and the 12-byte node value.
+        let c = crc32fast::hash(&d[e..e + 21 + 11 + 12]);
         put_u32(d, e + 12, c);
     });
     expect_corrupt(&p, "key table entry", None);
+    // A node that is its own parent: a cycle in the key tree.
+    let p = patched(dir.path(), VMRS, |d| {
+        let e = 0x3000 + 0x39; // "properties", a node whose parent is "configuration"
+        assert_eq!(d[e], 9);
+        put_u32(d, e + 8, 0x39);
+        put_u32(d, e + 12, 0);
+        let c = crc32fast::hash(&d[e..e + 21 + 11 + 12]);
+        put_u32(d, e + 12, c);
+    });
+    let msg = expect_corrupt(&p, "key table entry", Some(0x3039));
+    assert!(msg.contains("cycle"), "{msg}");
 }
 
 /// Finds the stored bytes of `RamBlock/<n>/` in the legacy .bin: (offset, size).
