@@ -26,6 +26,7 @@
 
 mod container;
 mod convert;
+mod discover;
 mod dump;
 mod error;
 mod hvs;
@@ -40,6 +41,10 @@ mod vcpu;
 
 pub use container::ValueType;
 pub use convert::{convert, ConvertOptions, ConvertReport, DumpFormat};
+pub use discover::{
+    discover, keys as config_keys, memory_for_disk, Candidate, DiscoverOptions, Discovery,
+    EntryKind, Layout, Status,
+};
 pub use dump::{is_kernel_dump, verify, DumpFile, VerifyReport};
 pub use error::{Error, Result};
 pub use hvs::ReplayLogStatus;
