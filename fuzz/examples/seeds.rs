@@ -1,0 +1,317 @@
+//! Builds the seed corpora in `fuzz/seeds/<target>/` from the real sample in
+//! `testdata/hyperv-sample/` and from small synthetic saved states and dumps.
+//!
+//! `cargo run --manifest-path fuzz/Cargo.toml --example seeds` (or `fuzz/seeds.sh`).
+//! Deterministic: running it twice gives the same files.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use vm2dmp_formats::le;
+use vm2dmp_formats::legacy::{Header, Slot};
+use vm2dmp_formats::memory::token;
+use vm2dmp_kdump::{Arch, DumpHeaderInfo, DumpLayout, MemoryRun, PageBitmap};
+use vm2dmp_synth::{
+    BlockEncoding, PagePolicy, PartitionStyle, ReplayTarget, SparsePages, StaleReplay, SynthRange,
+    SynthVm, SynthVp,
+};
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+/// Values of a legacy-container file, by name.
+fn legacy_values(file: &[u8]) -> BTreeMap<String, Vec<u8>> {
+    let h = Header::parse(file).expect("legacy header");
+    let index = &file[h.index_offset as usize..][..h.index_capacity as usize * Slot::SIZE];
+    let strings = &file[h.strings_offset as usize..][..h.strings_used as usize];
+    let mut out = BTreeMap::new();
+    for sb in index.chunks_exact(Slot::SIZE) {
+        let s = Slot::parse(sb).expect("slot");
+        if s.is_unused() {
+            continue;
+        }
+        let name = &strings[s.name_offset as usize..][..s.name_size as usize - 1];
+        let value = if s.is_inline() {
+            sb[16..16 + s.size as usize].to_vec()
+        } else {
+            file[s.offset_or_inline as usize..][..s.size as usize].to_vec()
+        };
+        out.insert(String::from_utf8_lossy(name).into_owned(), value);
+    }
+    out
+}
+
+/// Payloads of the compressed-page tokens of a token stream.
+fn compressed_pages(block: &[u8]) -> Vec<Vec<u8>> {
+    let mut pages = Vec::new();
+    let mut pos = 0;
+    while let Some(t) = le::u32(block, pos) {
+        pos += 4;
+        match t {
+            token::END => break,
+            token::FILL_PAGE => pos += 8,
+            token::FILL_PAGES => pos += 12,
+            token::SIZED => {
+                let n = le::u32(block, pos + 4).unwrap_or(0) as usize;
+                pos += 8 + n;
+            }
+            n @ 1..=token::RAW_PAGE => {
+                let n = n as usize;
+                if n < 4096 {
+                    pages.push(block[pos..pos + n].to_vec());
+                }
+                pos += n;
+            }
+            _ => break,
+        }
+    }
+    pages
+}
+
+struct Seeds {
+    root: PathBuf,
+    total: u64,
+}
+
+impl Seeds {
+    /// Checks that a saved-state seed opens, and that the checksum fixer leaves a valid file
+    /// unchanged.
+    fn check_opens(&self, target: &str, name: &str, bytes: &[u8]) {
+        let r = if target == "vmrs_open" {
+            let mut fixed = bytes.to_vec();
+            vm2dmp_fuzz::fix_hvs_checksums(&mut fixed);
+            assert!(
+                fixed == bytes,
+                "{name}: the checksum fixer changed a valid file"
+            );
+            vm2dmp::SavedState::from_bytes(Path::new(name), bytes.to_vec(), None)
+        } else {
+            let split = u32::from_le_bytes(bytes[..4].try_into().unwrap()) as usize;
+            let (v, b) = bytes[4..].split_at(split);
+            vm2dmp::SavedState::from_bytes(Path::new(name), v.to_vec(), Some(b.to_vec()))
+        };
+        if let Err(e) = r {
+            panic!("{target}/{name} does not open: {e}");
+        }
+    }
+
+    fn put(&mut self, target: &str, name: &str, bytes: &[u8]) -> Result<()> {
+        let dir = self.root.join(target);
+        fs::create_dir_all(&dir)?;
+        if target == "vmrs_open" || target == "vsv_bin_open" {
+            self.check_opens(target, name, bytes);
+        }
+        fs::write(dir.join(name), bytes)?;
+        self.total += bytes.len() as u64;
+        println!("{target}/{name}: {} bytes", bytes.len());
+        Ok(())
+    }
+}
+
+/// Mostly zero pages with a few of every kind: compressible text, patterns, a little noise.
+fn sparse_pages(seed: u64) -> SparsePages {
+    let mut p = SparsePages::new();
+    let mut text = Vec::new();
+    while text.len() < 4096 {
+        text.extend_from_slice(b"nt!KiSystemStartup PAGE_SIZE 0123456789abcdef MmPfnDatabase ");
+    }
+    let mut noise = [0u8; 4096];
+    let mut x = seed | 1;
+    for b in noise.iter_mut().take(512) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    for (i, page) in [1u64, 7, 0x40, 0x41, 0xC0].into_iter().enumerate() {
+        match (i as u64 + seed) % 3 {
+            0 => p.write(page << 12, &text[..4096]),
+            1 => p.fill_pattern(page, 0xCCCC_CCCC_CCCC_CCCC + seed),
+            _ => p.set_page(page, noise),
+        };
+    }
+    p.fill_pattern(0x42, u64::MAX);
+    p.write(0xC0FFE, b"\x87\x0a\x85\x04");
+    p
+}
+
+fn small_vm(mib: u64, policy: PagePolicy, seed: u64) -> SynthVm {
+    let mut vm = SynthVm::with_ram_mib(mib)
+        .with_pages(sparse_pages(seed))
+        .with_encoding(BlockEncoding::Tokens(policy));
+    vm.vmrs.device_keys = false;
+    vm.legacy.device_keys = false;
+    vm.legacy.vram_bytes = 0;
+    vm.legacy.bin_index_capacity = Some(16);
+    vm.legacy.vsv_index_capacity = Some(64);
+    vm
+}
+
+fn main() -> Result<()> {
+    let fuzz = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let sample = fuzz.join("../testdata/hyperv-sample");
+    let work = fuzz.join("target/seed-work");
+    fs::create_dir_all(&work)?;
+    let root = fuzz.join("seeds");
+    if root.exists() {
+        fs::remove_dir_all(&root)?;
+    }
+    let mut seeds = Seeds { root, total: 0 };
+
+    // Real sample: RAM blocks of the .bin, partition_state of the .vsv, compressed pages.
+    let bin = legacy_values(&fs::read(sample.join("test_file.bin"))?);
+    let vsv = legacy_values(&fs::read(sample.join("test_file.vsv"))?);
+    let mut blocks: Vec<(usize, &Vec<u8>)> = (0..)
+        .map_while(|n| bin.get(&format!("RamBlock/{n}/")).map(|b| (n, b)))
+        .collect();
+    let zero_block = blocks
+        .iter()
+        .find(|(_, b)| b.len() == 3076)
+        .map(|&(n, _)| n);
+    blocks.retain(|(n, b)| b.len() != 3076 || Some(*n) == zero_block);
+    let mut pages = Vec::new();
+    blocks.sort_by_key(|(_, b)| b.len());
+    for (i, (n, b)) in blocks.iter().enumerate() {
+        if i < 2 {
+            seeds.put("ram_block", &format!("sample-block-{n}"), b)?;
+        }
+        pages.extend(compressed_pages(b));
+    }
+    seeds.put(
+        "partition_state",
+        "sample-vsv",
+        &vsv["/savedVM/partition_state"],
+    )?;
+    pages.sort_by_key(Vec::len);
+    let step = (pages.len() / 8).max(1);
+    for (i, p) in pages.iter().step_by(step).take(8).enumerate() {
+        let mut s = vec![0u8];
+        s.extend_from_slice(&4096u16.to_le_bytes());
+        s.extend_from_slice(p);
+        seeds.put("xpress", &format!("sample-page-{i}"), &s)?;
+    }
+    let mut text = vec![1u8];
+    text.extend_from_slice(b"nt!KiSystemStartup PAGE_SIZE 0123456789abcdef nt!KiSystemStartup");
+    text.extend(std::iter::repeat_n(0xCCu8, 300));
+    seeds.put("xpress", "round-trip", &text)?;
+
+    // Synthetic saved states.
+    let variants: Vec<(&str, SynthVm)> = vec![
+        ("hyperv", small_vm(1, PagePolicy::HyperV, 1)),
+        ("fill-runs", small_vm(2, PagePolicy::FillRun, 2)),
+        ("multipage", {
+            let mut vm = small_vm(
+                1,
+                PagePolicy::MultiPage {
+                    pages: 16,
+                    compress: true,
+                },
+                3,
+            );
+            vm.vps = vec![
+                SynthVp::x86_pae(0, 0x3000, 0x8000_1000, 0x8000_2000),
+                SynthVp::x86_pae(1, 0x3000, 0x8000_1000, 0x8000_3000),
+            ];
+            vm.partition.style = PartitionStyle::Bare;
+            vm.vmrs.stale_replay = StaleReplay::None;
+            vm.vmrs.freed_object = false;
+            vm
+        }),
+        ("two-ranges", {
+            let mut vm = SynthVm::new(vec![
+                SynthRange {
+                    gpa_page_start: 0,
+                    page_count: 160,
+                },
+                SynthRange {
+                    gpa_page_start: 0x400,
+                    page_count: 256,
+                },
+            ])
+            .with_pages(sparse_pages(4))
+            .with_encoding(BlockEncoding::Tokens(PagePolicy::Auto));
+            vm.vmrs.device_keys = false;
+            vm.legacy.device_keys = false;
+            vm.legacy.vram_bytes = 0;
+            vm.legacy.bin_index_capacity = Some(16);
+            vm.legacy.vsv_index_capacity = Some(64);
+            let vp = SynthVp::x64_long_mode(0, 0x1AA000, 0xFFFF_F800_0000_1000, 0x7000);
+            vm.vps = vec![vp.with_vtl1(vp.vtl0)];
+            vm
+        }),
+    ];
+    for (name, vm) in &variants {
+        let path = work.join(format!("{name}.vmrs"));
+        let layout = vm2dmp_synth::write_vmrs(vm, &path)?;
+        let bytes = fs::read(&path)?;
+        if matches!(*name, "hyperv" | "multipage") {
+            seeds.put("vmrs_open", name, &bytes)?;
+        }
+        if matches!(*name, "hyperv" | "two-ranges") {
+            let vsv_path = work.join(format!("{name}.vsv"));
+            let bin_path = work.join(format!("{name}.bin"));
+            vm2dmp_synth::write_vsv_bin(vm, &vsv_path, &bin_path)?;
+            let (v, b) = (fs::read(&vsv_path)?, fs::read(&bin_path)?);
+            let mut pair = (v.len() as u32).to_le_bytes().to_vec();
+            pair.extend_from_slice(&v);
+            pair.extend_from_slice(&b);
+            seeds.put("vsv_bin_open", name, &pair)?;
+        }
+        if *name != "fill-runs" {
+            let (ps, _) = vm2dmp_synth::partition_state(vm, false);
+            seeds.put("partition_state", name, &ps)?;
+        }
+        if matches!(*name, "fill-runs" | "multipage") {
+            for loc in layout.ram_blocks.iter().take(1) {
+                let v = &bytes[loc.value_offset as usize..][..loc.value_size as usize];
+                seeds.put("ram_block", &format!("{name}-block-{}", loc.block), v)?;
+            }
+        }
+    }
+    // A dirty file: two pending replay entries to apply in memory.
+    let mut dirty = small_vm(1, PagePolicy::HyperV, 5);
+    dirty.vmrs.pending_replay = vec![
+        ReplayTarget::KeyEntry("/savedstate/RamMemoryBlock0".into()),
+        ReplayTarget::KeyTable(1),
+    ];
+    let path = work.join("dirty.vmrs");
+    vm2dmp_synth::write_vmrs(&dirty, &path)?;
+    seeds.put("vmrs_open", "dirty", &fs::read(&path)?)?;
+
+    // Kernel dumps: full and bitmap, 64- and 32-bit, a few pages each.
+    let runs = [MemoryRun::new(0, 3), MemoryRun::new(0x10, 2)];
+    for (name, arch, bitmap) in [
+        ("x64-full", Arch::X64, false),
+        ("x64-bitmap", Arch::X64, true),
+        ("x86-full", Arch::X86 { pae: false }, false),
+        ("x86pae-bitmap", Arch::X86 { pae: true }, true),
+    ] {
+        let layout = if bitmap {
+            let present = PageBitmap::new(0x20);
+            for r in &runs {
+                present.set_range(r.base_page, r.page_count);
+            }
+            present.clear(1);
+            DumpLayout::bitmap(arch, &runs, present)?
+        } else {
+            DumpLayout::full(arch, &runs)?
+        };
+        let info = DumpHeaderInfo {
+            directory_table_base: 0x1AD000,
+            number_processors: 2,
+            comment: format!("fuzz seed {name}"),
+            ..DumpHeaderInfo::default()
+        };
+        let mut file = layout.header_bytes(&info);
+        file.resize(layout.file_size() as usize, 0);
+        for span in layout.present_spans() {
+            let at = span.file_offset as usize;
+            file[at..at + 8].copy_from_slice(&span.first_pfn.to_le_bytes());
+        }
+        seeds.put("kdump_parse", name, &file)?;
+    }
+
+    println!("total {} bytes", seeds.total);
+    assert!(seeds.total < 1 << 20, "seeds must stay below 1 MiB");
+    Ok(())
+}

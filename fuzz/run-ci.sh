@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Builds every fuzz target and runs each one for N seconds (default 30) from the committed
+# seeds, one after another on one core. Fails on any crash, panic, timeout or memory blow-up;
+# the offending input is left in fuzz/artifacts/<target>/.
+#
+#   fuzz/run-ci.sh [SECONDS] [TARGET...]
+set -euo pipefail
+cd "$(dirname "$0")"
+secs="${1:-30}"
+shift || true
+
+if ! cargo +nightly --version >/dev/null 2>&1; then
+    echo "fuzz/run-ci.sh: a nightly toolchain is needed (cargo +nightly)" >&2
+    exit 1
+fi
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    cargo install cargo-fuzz --locked
+fi
+
+# -a: debug assertions and overflow checks, so arithmetic overflow is a crash.
+cargo +nightly fuzz build -a
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+    mapfile -t targets < <(cargo +nightly fuzz list)
+fi
+status=0
+for t in "${targets[@]}"; do
+    echo "== $t (${secs}s)"
+    # New inputs go to corpus/<t> (not committed); seeds/<t> is only read.
+    mkdir -p "corpus/$t"
+    log="corpus/$t.log"
+    if cargo +nightly fuzz run -a "$t" "corpus/$t" "seeds/$t" -- \
+        -max_total_time="$secs" -rss_limit_mb=2048 -timeout=2 -print_final_stats=1 \
+        >"$log" 2>&1; then
+        grep -E '^stat::(number_of_executed_units|peak_rss_mb)' "$log" || true
+    else
+        tail -n 60 "$log" >&2
+        echo "fuzz/run-ci.sh: $t failed; the input is in fuzz/artifacts/$t/, the log in fuzz/$log" >&2
+        status=1
+    fi
+done
+exit $status
