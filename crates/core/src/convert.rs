@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::output::OutputFile;
 use crate::progress::{Cancel, Progress};
 use crate::ram::PageMask;
-use crate::state::SavedState;
+use crate::state::{BlockSpan, SavedState};
 use crate::vcpu::{Architecture, VpState};
 
 /// Page layout of the dump.
@@ -217,6 +217,81 @@ fn is_set(mask: &PageMask, page: usize) -> bool {
     mask[page / 64] & (1 << (page % 64)) != 0
 }
 
+/// Zero-fill runs at least this long are left to the zeros the sized output already holds;
+/// shorter ones are written with their neighbours, so that writes stay large.
+const MIN_SKIPPED_ZERO_PAGES: usize = 16;
+
+/// Writes the pages of one block span: each stretch of pages that is contiguous in the file
+/// with one positioned write, leaving out long zero-fill runs.
+fn write_span(
+    out: &OutputFile,
+    layout: &DumpLayout,
+    pages: &[u8],
+    zero_fill: &PageMask,
+    span: &BlockSpan,
+) -> Result<()> {
+    let mut i = 0usize;
+    while i < span.pages {
+        let pfn = span.gpa_page + i as u64;
+        let Some(offset) = layout.page_offset(pfn) else {
+            i += 1;
+            continue;
+        };
+        let mut j = i + 1;
+        if layout.span_offset(pfn, (span.pages - i) as u64).is_some() {
+            j = span.pages;
+        } else {
+            while j < span.pages
+                && layout.page_offset(span.gpa_page + j as u64)
+                    == Some(offset + ((j - i) * PAGE_SIZE) as u64)
+            {
+                j += 1;
+            }
+        }
+        write_stretch(out, pages, zero_fill, span.page_in_block + i, j - i, offset)?;
+        i = j;
+    }
+    Ok(())
+}
+
+/// Writes `count` pages of the block from `first` at `offset`, skipping long zero-fill runs.
+fn write_stretch(
+    out: &OutputFile,
+    pages: &[u8],
+    zero_fill: &PageMask,
+    first: usize,
+    count: usize,
+    offset: u64,
+) -> Result<()> {
+    let write = |from: usize, to: usize| {
+        out.write_at(
+            &pages[(first + from) * PAGE_SIZE..(first + to) * PAGE_SIZE],
+            offset + (from * PAGE_SIZE) as u64,
+        )
+    };
+    let (mut start, mut k) = (0usize, 0usize);
+    while k < count {
+        if !is_set(zero_fill, first + k) {
+            k += 1;
+            continue;
+        }
+        let zeros = k;
+        while k < count && is_set(zero_fill, first + k) {
+            k += 1;
+        }
+        if k - zeros >= MIN_SKIPPED_ZERO_PAGES {
+            if zeros > start {
+                write(start, zeros)?;
+            }
+            start = k;
+        }
+    }
+    if count > start {
+        write(start, count)?;
+    }
+    Ok(())
+}
+
 /// Chooses the layout: full when possible and wanted, else bitmap (with zero pages left out
 /// if asked).
 fn plan(
@@ -319,34 +394,18 @@ pub fn convert(
                 if spans.is_empty() {
                     return Ok(());
                 }
-                let zero_fill = state.decode_block_masked(n, buf)?;
+                // A raw block is written straight from the input; others are decoded first.
+                let data = state.block_data(n)?;
+                let (pages, zero_fill): (&[u8], PageMask) = if crate::ram::is_raw_block(&data) {
+                    (&data, [0; 4])
+                } else {
+                    drop(data);
+                    let z = state.decode_block_masked(n, buf)?;
+                    (&buf[..], z)
+                };
                 let mut done = 0u64;
                 for span in spans {
-                    // Coalesce consecutive pages that land consecutively in the file; pages from
-                    // zero-fill tokens stay as the zeros the sized file already holds.
-                    let mut pending: Option<(usize, u64, usize)> = None; // (page in block, offset, pages)
-                    for i in 0..span.pages {
-                        let page = span.page_in_block + i;
-                        let offset = if is_set(&zero_fill, page) {
-                            None
-                        } else {
-                            layout.page_offset(span.gpa_page + i as u64)
-                        };
-                        match (pending, offset) {
-                            (Some((p, o, c)), Some(off)) if off == o + (c * PAGE_SIZE) as u64 => {
-                                pending = Some((p, o, c + 1));
-                            }
-                            (prev, off) => {
-                                if let Some((p, o, c)) = prev {
-                                    out.write_at(&buf[p * PAGE_SIZE..(p + c) * PAGE_SIZE], o)?;
-                                }
-                                pending = off.map(|o| (page, o, 1));
-                            }
-                        }
-                    }
-                    if let Some((p, o, c)) = pending {
-                        out.write_at(&buf[p * PAGE_SIZE..(p + c) * PAGE_SIZE], o)?;
-                    }
+                    write_span(&out, &layout, pages, &zero_fill, &span)?;
                     done += (span.pages * PAGE_SIZE) as u64;
                 }
                 progress.advance(done);
