@@ -1,5 +1,17 @@
-//! Input files: opened read-only and memory-mapped, with an optional in-memory overlay of
-//! patches (the replayed entries of a dirty HVS file). The file itself is never written.
+//! Input files: opened read-only, with an optional in-memory overlay of patches (the replayed
+//! entries of a dirty HVS file). The file itself is never written.
+//!
+//! Structures and values are read with positioned reads into owned buffers ([`InputFile::bytes`]),
+//! not through a memory map: a file that shrinks while it is open (a copy still being written,
+//! a saved state the host rewrites) then gives an error naming the file, the structure and the
+//! offset, where a read through a map would raise SIGBUS and kill the process. A read costs one
+//! system call and one copy, small next to decoding what was read (a RAM block read is at most
+//! 1 MiB and decodes to 1 MiB). The length is the one the file had when it was opened; bytes a
+//! file gains afterwards are never read.
+//!
+//! The file is also memory-mapped for callers that need all of it as one slice
+//! ([`InputFile::raw`]: the kernel-dump reader); only pages touched through that slice are
+//! exposed to truncation.
 
 use std::borrow::Cow;
 use std::fs::File;
@@ -15,11 +27,15 @@ pub(crate) struct Patch {
 }
 
 enum Backing {
-    Map(memmap2::Mmap),
+    /// A file on disk: positioned reads, plus a map for [`InputFile::raw`] (`None` when the
+    /// file is empty: empty files cannot be mapped).
+    Disk {
+        file: File,
+        len: u64,
+        map: Option<memmap2::Mmap>,
+    },
     /// Bytes handed over by the caller (in-memory inputs, fuzzing).
     Owned(Vec<u8>),
-    /// Empty files cannot be mapped.
-    Empty,
 }
 
 /// A read-only input file.
@@ -54,14 +70,16 @@ impl InputFile {
                 std::io::Error::other("is a directory, not a saved-state file"),
             ));
         }
-        let backing = if meta.len() == 0 {
-            Backing::Empty
+        let map = if meta.len() == 0 {
+            None
         } else {
-            Backing::Map(crate::mmap::map_read_only(&file).map_err(|e| io("cannot map", e))?)
+            Some(crate::mmap::map_read_only(&file).map_err(|e| io("cannot map", e))?)
         };
+        // The map's length is the length that counts (the file may have changed since `stat`).
+        let len = map.as_ref().map_or(0, |m| m.len() as u64);
         Ok(Self {
             ctx: FileCtx::new(path),
-            backing,
+            backing: Backing::Disk { file, len, map },
             patches: Vec::new(),
         })
     }
@@ -79,17 +97,23 @@ impl InputFile {
         &self.ctx.path
     }
 
-    /// The file's bytes as they are on disk (patches not applied).
+    /// The whole file as one slice, as it is on disk (patches not applied). For a file on
+    /// disk this is its memory map: if the file shrinks while open, touching a page past its
+    /// new end raises SIGBUS. Prefer [`InputFile::bytes`].
     pub fn raw(&self) -> &[u8] {
         match &self.backing {
-            Backing::Map(m) => m,
+            Backing::Disk { map: Some(m), .. } => m,
+            Backing::Disk { map: None, .. } => &[],
             Backing::Owned(v) => v,
-            Backing::Empty => &[],
         }
     }
 
+    /// Length of the file when it was opened.
     pub fn len(&self) -> u64 {
-        self.raw().len() as u64
+        match &self.backing {
+            Backing::Disk { len, .. } => *len,
+            Backing::Owned(v) => v.len() as u64,
+        }
     }
 
     pub fn set_patches(&mut self, patches: Vec<Patch>) {
@@ -97,32 +121,37 @@ impl InputFile {
     }
 
     /// `len` bytes at `offset` with patches applied, or a corruption error naming `structure`
-    /// when the range is not inside the file.
+    /// when the range is not inside the file (or no longer is: a file that shrank since it
+    /// was opened).
     pub fn bytes(&self, offset: u64, len: u64, structure: &'static str) -> Result<Cow<'_, [u8]>> {
-        let raw = self.raw();
+        let file_len = self.len();
         let end = offset
             .checked_add(len)
-            .filter(|&e| e <= raw.len() as u64)
+            .filter(|&e| e <= file_len)
             .ok_or_else(|| {
                 self.ctx.corrupt(
                     structure,
                     offset,
-                    format!(
-                        "{len} bytes run past the end of the file ({} bytes)",
-                        raw.len()
-                    ),
+                    format!("{len} bytes run past the end of the file ({file_len} bytes)"),
                 )
             })?;
-        // Both fit in usize: they are bounded by the mapped length.
-        let slice = &raw[offset as usize..end as usize];
-        if !self
-            .patches
-            .iter()
-            .any(|p| p.offset < end && p.offset + p.data.len() as u64 > offset)
-        {
-            return Ok(Cow::Borrowed(slice));
-        }
-        let mut owned = slice.to_vec();
+        let mut data = match &self.backing {
+            Backing::Owned(v) => {
+                // Both fit in usize: they are bounded by the vector's length.
+                let slice = &v[offset as usize..end as usize];
+                if !self.patched(offset, end) {
+                    return Ok(Cow::Borrowed(slice));
+                }
+                slice.to_vec()
+            }
+            Backing::Disk { file, .. } => {
+                // `len` fits in usize: it is bounded by the mapped length.
+                let mut buf = vec![0u8; len as usize];
+                read_exact_at(file, &mut buf, offset)
+                    .map_err(|e| self.read_error(structure, offset, len, e))?;
+                buf
+            }
+        };
         for p in &self.patches {
             let p_end = p.offset + p.data.len() as u64;
             if p.offset >= end || p_end <= offset {
@@ -130,9 +159,85 @@ impl InputFile {
             }
             let from = p.offset.max(offset);
             let to = p_end.min(end);
-            owned[(from - offset) as usize..(to - offset) as usize]
+            data[(from - offset) as usize..(to - offset) as usize]
                 .copy_from_slice(&p.data[(from - p.offset) as usize..(to - p.offset) as usize]);
         }
-        Ok(Cow::Owned(owned))
+        Ok(Cow::Owned(data))
     }
+
+    fn patched(&self, offset: u64, end: u64) -> bool {
+        self.patches
+            .iter()
+            .any(|p| p.offset < end && p.offset + p.data.len() as u64 > offset)
+    }
+
+    fn read_error(
+        &self,
+        structure: &'static str,
+        offset: u64,
+        len: u64,
+        e: std::io::Error,
+    ) -> Error {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            let now = match &self.backing {
+                Backing::Disk { file, .. } => file
+                    .metadata()
+                    .map(|m| format!("{} bytes now", m.len()))
+                    .unwrap_or_else(|_| "shorter now".into()),
+                Backing::Owned(_) => "shorter now".into(),
+            };
+            return self.ctx.corrupt(
+                structure,
+                offset,
+                format!(
+                    "{len} bytes cannot be read: the file was {} bytes when opened and is {now} (truncated or rewritten while being read)",
+                    self.len()
+                ),
+            );
+        }
+        Error::Input {
+            path: self.ctx.path.to_path_buf(),
+            action: "cannot read",
+            source: std::io::Error::new(
+                e.kind(),
+                format!("{structure} at offset {offset:#x} ({len} bytes): {e}"),
+            ),
+        }
+    }
+}
+
+/// Fills `buf` from `file` at `offset`; `UnexpectedEof` if the file ends first.
+#[cfg(unix)]
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+/// Fills `buf` from `file` at `offset`; `UnexpectedEof` if the file ends first.
+#[cfg(windows)]
+fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        match file.seek_read(buf, offset) {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => {
+                buf = &mut buf[n..];
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Fills `buf` from `file` at `offset`; `UnexpectedEof` if the file ends first. Platforms
+/// without positioned reads: a seek and a read under a process-wide lock.
+#[cfg(not(any(unix, windows)))]
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let mut f = file;
+    f.seek(SeekFrom::Start(offset))?;
+    f.read_exact(buf)
 }

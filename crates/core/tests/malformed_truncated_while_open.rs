@@ -1,0 +1,118 @@
+//! Inputs that shrink after they were opened (a copy still being written, a file rewritten by
+//! the host): reads past the new end must be errors naming the file, never a crash. Memory-
+//! mapped reads of such pages would raise SIGBUS and kill the process.
+
+use std::fs::OpenOptions as FsOpen;
+use std::path::{Path, PathBuf};
+
+use vm2dmp::{convert, Cancel, ConvertOptions, NoProgress, SavedState, BLOCK_SIZE};
+
+fn sample(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/hyperv-sample")
+        .join(name)
+}
+
+fn copy(dir: &Path, name: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::copy(sample(name), &p).unwrap();
+    p
+}
+
+fn shrink(path: &Path, len: u64) {
+    FsOpen::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_len(len)
+        .unwrap();
+}
+
+/// Every block read after the truncation fails cleanly; those before the cut still decode.
+fn read_all_blocks(state: &SavedState, file: &Path) -> (usize, usize) {
+    let mut buf = vec![0u8; BLOCK_SIZE];
+    let (mut ok, mut failed) = (0, 0);
+    for n in 0..state.ram_block_count() {
+        match state.decode_block(n, &mut buf) {
+            Ok(_) => ok += 1,
+            Err(e) => {
+                let msg = e.to_string();
+                assert!(e.is_input_error(), "{msg}");
+                assert!(msg.contains(&file.display().to_string()), "{msg}");
+                assert!(!msg.contains('\n'), "{msg}");
+                failed += 1;
+            }
+        }
+    }
+    (ok, failed)
+}
+
+#[test]
+fn vmrs_truncated_after_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = copy(dir.path(), "test_file.VMRS");
+    let state = SavedState::open(&p).unwrap();
+    // Cut in the middle of the RAM blocks (stored from about 0x8A0000 to 0xA0A000).
+    shrink(&p, 0x960000);
+    let (ok, failed) = read_all_blocks(&state, &p);
+    assert!(failed > 0, "blocks past the cut must fail");
+    assert!(ok > 0, "blocks before the cut still read");
+    let mut b = [0u8; 16];
+    assert!(state.read_phys(0xFB00000, &mut b).is_err());
+
+    let out = dir.path().join("out.dmp");
+    let e = convert(
+        &state,
+        &out,
+        &ConvertOptions::default(),
+        &NoProgress,
+        &Cancel::new(),
+    )
+    .unwrap_err();
+    assert!(e.is_input_error(), "{e}");
+    assert!(!out.exists());
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n.to_string_lossy().contains("partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn vmrs_emptied_after_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = copy(dir.path(), "test_file.VMRS");
+    let state = SavedState::open(&p).unwrap();
+    shrink(&p, 0);
+    let (ok, failed) = read_all_blocks(&state, &p);
+    assert_eq!((ok, failed), (0, state.ram_block_count()));
+    assert!(state.encoding_stats().is_err());
+    assert!(state.summary().is_err());
+}
+
+#[test]
+fn bin_truncated_after_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let vsv = copy(dir.path(), "test_file.vsv");
+    let bin = copy(dir.path(), "test_file.bin");
+    let state = SavedState::open(&vsv).unwrap();
+    shrink(&bin, 0x8000);
+    let (ok, failed) = read_all_blocks(&state, &bin);
+    assert!(failed > 0 && ok > 0, "{ok} {failed}");
+    // The .vsv shrinking is survived too.
+    shrink(&vsv, 0x1000);
+    assert!(state.summary().is_err());
+}
+
+#[test]
+fn file_growing_after_open_reads_as_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = copy(dir.path(), "test_file.VMRS");
+    let state = SavedState::open(&p).unwrap();
+    let len = std::fs::metadata(&p).unwrap().len();
+    shrink(&p, len + 0x100000);
+    let (ok, failed) = read_all_blocks(&state, &p);
+    assert_eq!((ok, failed), (state.ram_block_count(), 0));
+}
