@@ -4,11 +4,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
+mod batch;
 mod convert;
 mod dumpinfo;
 mod info;
+mod list;
 
 /// Exit codes (documented in README).
 pub(crate) mod exit {
@@ -23,7 +25,7 @@ pub(crate) mod exit {
     name = "vm2dmp",
     version,
     about = "Convert Hyper-V saved states and checkpoints into Windows kernel crash dumps",
-    after_help = "Examples:\n  vm2dmp info vm.vmrs\n  vm2dmp info vm.vsv --json\n  vm2dmp convert vm.vmrs vm.dmp\n  vm2dmp convert vm.vsv vm.dmp --format bitmap --skip-zero\n\nExit codes: 0 success, 1 failure writing output or some inputs failed, 2 bad usage or unreadable input."
+    after_help = "Examples:\n  vm2dmp info vm.vmrs\n  vm2dmp info vm.vsv --json\n  vm2dmp convert vm.vmrs vm.dmp\n  vm2dmp convert vm.vsv vm.dmp --format bitmap --skip-zero\n  vm2dmp list 'D:/VMs/Web01'\n  vm2dmp convert 'D:/VMs/Web01' --checkpoint 'Before update' web01.dmp\n  vm2dmp convert --out-dir dumps --jobs 2 --report report.json 'D:/Hyper-V' '/cases/*.vmrs'\n  vm2dmp completions bash > /etc/bash_completion.d/vm2dmp\n\nExit codes: 0 success, 1 failure writing output or some inputs failed, 2 bad usage or unreadable input.\nNO_COLOR in the environment turns colours off."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -33,7 +35,8 @@ struct Cli {
 /// Options shared by commands that open a saved state.
 #[derive(clap::Args, Debug, Clone)]
 pub(crate) struct InputArgs {
-    /// The saved state: a .vmrs, a .vsv (its .bin is found beside it) or a .bin
+    /// The saved state: a .vmrs, a .vsv (its .bin is found beside it) or a .bin; for convert
+    /// also a VM folder, a Hyper-V root, a .vmcx/.xml configuration, an .avhdx or a glob
     pub input: PathBuf,
     /// The .bin memory file of a .vsv, when it is not beside it with the same name
     #[arg(long, value_name = "PATH")]
@@ -66,6 +69,28 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the VMs, checkpoints and saved states of a folder and whether their memory converts
+    #[command(
+        after_help = "Examples:\n  vm2dmp list 'D:/VMs/Web01'\n  vm2dmp list 'C:/ProgramData/Microsoft/Windows/Hyper-V' --json\n  vm2dmp list web01_6C1F....avhdx"
+    )]
+    List(list::ListArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Writes `text` to standard output; a closed pipe (`| head`) is not an error worth a panic.
+pub(crate) fn print_stdout(text: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
+/// True when colours should be written to a stream: a terminal, and NO_COLOR not set.
+pub(crate) fn use_color(is_terminal: bool) -> bool {
+    is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// Why a command failed.
@@ -73,6 +98,18 @@ enum Command {
 pub(crate) enum CliError {
     Lib(vm2dmp::Error),
     Usage(String),
+    /// Some inputs of a batch failed (each already reported).
+    Failed(String),
+}
+
+impl CliError {
+    /// The one-line message.
+    pub fn message(&self) -> String {
+        match self {
+            CliError::Lib(e) => e.to_string(),
+            CliError::Usage(m) | CliError::Failed(m) => m.clone(),
+        }
+    }
 }
 
 impl From<vm2dmp::Error> for CliError {
@@ -87,6 +124,10 @@ fn report(e: &CliError) -> ExitCode {
         CliError::Usage(m) => {
             eprintln!("vm2dmp: error: {m}");
             ExitCode::from(exit::BAD_INPUT)
+        }
+        CliError::Failed(m) => {
+            eprintln!("vm2dmp: error: {m}");
+            ExitCode::from(exit::FAILED)
         }
         CliError::Lib(e) => {
             eprintln!("vm2dmp: error: {e}");
@@ -120,6 +161,13 @@ fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Command::Convert(args) => convert::run(&args, cancel),
+        Command::List(args) => list::run(&args).map_err(CliError::from),
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "vm2dmp", &mut script);
+            print_stdout(&String::from_utf8_lossy(&script));
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

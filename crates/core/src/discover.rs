@@ -263,7 +263,8 @@ impl Candidate {
                 return true;
             }
         }
-        name.as_deref() == Some(sel)
+        name.as_deref()
+            .is_some_and(|n| n == sel || n.to_lowercase() == sel.to_lowercase())
     }
 }
 

@@ -1,0 +1,224 @@
+//! `vm2dmp list`: the VMs, checkpoints and saved-state files of a folder, and which of them
+//! hold memory that can be converted.
+
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use vm2dmp::{Candidate, DiscoverOptions, Discovery, EntryKind, Status};
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct ListArgs {
+    /// A VM folder, a Hyper-V root folder, or one file (.vmrs, .vsv, .bin, .vmcx, .xml, .avhdx)
+    pub path: PathBuf,
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+    /// Read dirty .vmrs files as they are, without replaying pending log entries in memory
+    #[arg(long)]
+    pub no_replay: bool,
+    /// Also show configuration files, vCPU counts and notes
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+#[derive(Serialize)]
+struct ListReport<'a> {
+    path: &'a Path,
+    /// Entries whose memory can be converted.
+    convertible: usize,
+    entries: &'a [Candidate],
+}
+
+pub(crate) fn run(args: &ListArgs) -> vm2dmp::Result<()> {
+    let found = vm2dmp::discover(
+        &args.path,
+        &DiscoverOptions {
+            no_replay: args.no_replay,
+        },
+    )?;
+    if args.json {
+        let report = ListReport {
+            path: &found.path,
+            convertible: found.convertible().count(),
+            entries: &found.entries,
+        };
+        crate::print_stdout(&(serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"));
+        return Ok(());
+    }
+    let color = crate::use_color(std::io::stdout().is_terminal());
+    crate::print_stdout(&render(&found, args.verbose, color));
+    Ok(())
+}
+
+pub(crate) fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// The status word as shown, padded, coloured when asked.
+pub(crate) fn status_word(s: Status, color: bool) -> String {
+    let (word, code) = match s {
+        Status::Ok => ("ok", "32"),
+        Status::NoMemory => ("no-memory", "33"),
+        Status::NotMemory => ("not-memory", "2"),
+        Status::MissingFile => ("missing-file", "31"),
+        Status::Corrupt => ("corrupt", "31"),
+        Status::Unsupported => ("unsupported", "31"),
+        Status::Encrypted => ("encrypted", "31"),
+        Status::Unreadable => ("unreadable", "31"),
+    };
+    let padded = format!("{word:<12}");
+    if color {
+        format!("\x1b[{code}m{padded}\x1b[0m")
+    } else {
+        padded
+    }
+}
+
+/// `p` relative to the listed folder when it is inside it.
+fn shown(root: &Path, p: &Path) -> String {
+    let base = if root.is_dir() {
+        root
+    } else {
+        root.parent().unwrap_or(root)
+    };
+    p.strip_prefix(base)
+        .ok()
+        .filter(|r| !r.as_os_str().is_empty())
+        .unwrap_or(p)
+        .display()
+        .to_string()
+}
+
+fn describe(c: &Candidate) -> String {
+    let mut s = match c.kind {
+        EntryKind::Vm => "VM state".to_string(),
+        EntryKind::Checkpoint => format!(
+            "checkpoint \"{}\"",
+            c.checkpoint_name.as_deref().unwrap_or("?")
+        ),
+        EntryKind::SavedState => "saved state".to_string(),
+        EntryKind::GuestState => "guest state (.vmgs)".to_string(),
+        EntryKind::Disk => "virtual disk".to_string(),
+    };
+    if c.kind == EntryKind::Checkpoint {
+        if let Some(id) = &c.checkpoint_id {
+            let _ = write!(s, " {{{id}}}");
+        }
+    }
+    if let Some(t) = &c.created {
+        let _ = write!(s, ", created {t}");
+    }
+    if c.parent_id.is_some() {
+        let parent = c
+            .parent_name
+            .as_deref()
+            .map(|n| format!("\"{n}\""))
+            .or_else(|| c.parent_id.as_deref().map(|p| format!("{{{p}}}")))
+            .unwrap_or_default();
+        let _ = write!(s, ", parent {parent}");
+    }
+    if let Some(b) = c.memory_bytes {
+        let _ = write!(s, ", {}", human_bytes(b));
+    }
+    if c.replay_pending > 0 {
+        let _ = write!(s, ", dirty ({} pending log entries)", c.replay_pending);
+    }
+    s
+}
+
+fn render(found: &Discovery, verbose: bool, color: bool) -> String {
+    let mut o = String::new();
+    let root = &found.path;
+    let vms: std::collections::BTreeSet<&str> = found
+        .entries
+        .iter()
+        .filter_map(|c| c.vm_id.as_deref())
+        .collect();
+    let checkpoints = found
+        .entries
+        .iter()
+        .filter(|c| c.kind == EntryKind::Checkpoint)
+        .count();
+    let convertible = found.convertible().count();
+    let _ = writeln!(
+        o,
+        "{}: {} VM{}, {} checkpoint{}, {} memory image{} to convert",
+        root.display(),
+        vms.len(),
+        if vms.len() == 1 { "" } else { "s" },
+        checkpoints,
+        if checkpoints == 1 { "" } else { "s" },
+        convertible,
+        if convertible == 1 { "" } else { "s" }
+    );
+    let mut current_vm: Option<Option<&str>> = None;
+    for c in &found.entries {
+        let vm = c.vm_id.as_deref();
+        if current_vm != Some(vm) {
+            current_vm = Some(vm);
+            let _ = writeln!(o);
+            match vm {
+                Some(id) => {
+                    let name = c.vm_name.as_deref().unwrap_or("?");
+                    let layout = match c.layout {
+                        vm2dmp::Layout::Vmcx => " (2016+ layout, .vmcx)",
+                        vm2dmp::Layout::Xml => " (2008-2012 R2 layout, .xml)",
+                        vm2dmp::Layout::None => "",
+                    };
+                    let _ = writeln!(o, "VM \"{name}\" {{{id}}}{layout}");
+                }
+                None => {
+                    let _ = writeln!(o, "Without a VM configuration:");
+                }
+            }
+        }
+        let indent = "  ".repeat(c.depth.min(16));
+        let _ = writeln!(
+            o,
+            "  {} {indent}{}",
+            status_word(c.status, color),
+            describe(c)
+        );
+        let pad = " ".repeat(15);
+        if !c.files.is_empty() {
+            let files: Vec<String> = c.files.iter().map(|p| shown(root, p)).collect();
+            let _ = writeln!(o, "{pad}{indent}{}", files.join(" + "));
+        }
+        if let Some(r) = &c.reason {
+            let _ = writeln!(o, "{pad}{indent}{r}");
+        }
+        if verbose {
+            if let Some(cfg) = &c.configuration {
+                let _ = writeln!(o, "{pad}{indent}configuration: {}", shown(root, cfg));
+            }
+            if let Some(n) = c.vcpus {
+                let _ = writeln!(o, "{pad}{indent}vCPUs: {n}");
+            }
+            for n in &c.notes {
+                let _ = writeln!(o, "{pad}{indent}note: {n}");
+            }
+        }
+    }
+    if convertible > 0 {
+        let _ = writeln!(
+            o,
+            "\nConvert one with `vm2dmp convert {} --checkpoint NAME|GUID OUT.dmp`, or all with `vm2dmp convert {} --out-dir DIR`.",
+            root.display(),
+            root.display()
+        );
+    }
+    o
+}
