@@ -149,6 +149,7 @@ fn main() {
             skip_zero,
             force: true,
             comment: None,
+            symbols: None,
         };
         convert(&state, &path, &opts, &NoProgress, &Cancel::new()).expect("convert");
         entries.push(entry(&state, &path, arch, skip_zero));

@@ -46,6 +46,9 @@ pub struct ConvertOptions {
     /// Text for the header's Comment field (ASCII, at most 127 bytes); default names the tool
     /// and the input.
     pub comment: Option<String>,
+    /// The kernel's PDB (`ntkrnlmp.pdb`) or a local symbol-store folder; used when it matches
+    /// the kernel found in guest memory.
+    pub symbols: Option<PathBuf>,
 }
 
 /// What a conversion did.
@@ -143,7 +146,7 @@ fn header_info(
     state: &SavedState,
     opts: &ConvertOptions,
     notes: &mut Vec<String>,
-) -> Result<(Arch, DumpHeaderInfo)> {
+) -> Result<(Arch, DumpHeaderInfo, crate::kernel::PagePatches)> {
     let boot = state.boot_vcpu();
     let arch = dump_arch(boot);
     let dtb = match arch {
@@ -159,10 +162,6 @@ fn header_info(
             boot.cr0
         ));
     }
-    notes.push(
-        "guest kernel not located: KdDebuggerDataBlock, PsLoadedModuleList, PsActiveProcessHead, PfnDataBase and the build number are 0 (unknown)"
-            .into(),
-    );
     let summary = state.summary()?;
     let (bugcheck_code, bugcheck_parameters) = match summary.guest_crash_msrs {
         Some(m) if m[0] != 0 && m[0] <= u64::from(u32::MAX) => {
@@ -191,7 +190,7 @@ fn header_info(
         .and_then(|p| std::fs::metadata(p).ok())
         .and_then(|m| m.modified().ok())
         .map_or(0, filetime);
-    let info = DumpHeaderInfo {
+    let mut info = DumpHeaderInfo {
         directory_table_base: dtb,
         number_processors: u32::try_from(state.vcpus().len()).unwrap_or(u32::MAX),
         bugcheck_code,
@@ -201,7 +200,9 @@ fn header_info(
         context: cpu_context(boot),
         ..DumpHeaderInfo::default()
     };
-    Ok((arch, info))
+    let kernel = crate::kernel::discover_kernel(state, opts.symbols.as_deref());
+    let patches = crate::kernel::fill_header(state, &kernel, arch == Arch::X64, &mut info, notes);
+    Ok((arch, info, patches))
 }
 
 /// Guest RAM as dump runs (touching ranges merged by the layout).
@@ -298,6 +299,7 @@ fn plan(
     state: &SavedState,
     arch: Arch,
     opts: &ConvertOptions,
+    patches: &crate::kernel::PagePatches,
     notes: &mut Vec<String>,
     cancel: &Cancel,
 ) -> Result<DumpLayout> {
@@ -352,6 +354,9 @@ fn plan(
                 }
                 Ok(())
             })?;
+        for pfn in patches.pfns() {
+            present.set(pfn);
+        }
     }
     DumpLayout::bitmap(arch, &runs, present).map_err(layout_err)
 }
@@ -369,13 +374,13 @@ pub fn convert(
 ) -> Result<ConvertReport> {
     let started = Instant::now();
     let mut notes = Vec::new();
-    let (arch, info) = header_info(state, opts, &mut notes)?;
+    let (arch, info, patches) = header_info(state, opts, &mut notes)?;
     if target.exists() && !opts.force {
         return Err(Error::OutputExists {
             path: target.to_path_buf(),
         });
     }
-    let layout = plan(state, arch, opts, &mut notes, cancel)?;
+    let layout = plan(state, arch, opts, &patches, &mut notes, cancel)?;
     let size = layout.file_size();
     let out = OutputFile::create(target, size, size, opts.force)?;
     out.write_at(&layout.header_bytes(&info), 0)?;
@@ -406,6 +411,12 @@ pub fn convert(
                 let mut done = 0u64;
                 for span in spans {
                     write_span(&out, &layout, pages, &zero_fill, &span)?;
+                    // Pages the dump stores changed (decoded KDBG, KPRCB contexts).
+                    for (pfn, page) in patches.in_range(span.gpa_page, span.pages as u64) {
+                        if let Some(off) = layout.page_offset(*pfn) {
+                            out.write_at(&page[..], off)?;
+                        }
+                    }
                     done += (span.pages * PAGE_SIZE) as u64;
                 }
                 progress.advance(done);

@@ -31,6 +31,7 @@ mod dump;
 mod error;
 mod hvs;
 mod input;
+mod kernel;
 mod legacy;
 mod mmap;
 mod output;
@@ -48,6 +49,14 @@ pub use discover::{
 pub use dump::{is_kernel_dump, verify, DumpFile, VerifyReport};
 pub use error::{Error, Result};
 pub use hvs::ReplayLogStatus;
+pub use kernel::kdbg::KdbgKeys;
+pub use kernel::pe::{PdbId, PeImage, Section};
+pub use kernel::translate::{
+    check_dtb, read_virt, scan_for_dtbs, translate, Dtb, DtbCheck, Paging, PhysMem, Translation,
+    VirtError,
+};
+pub use kernel::{discover_kernel, Finding, KernelInfo, Method};
+pub use kernel::{kdbg, pe};
 pub use output::OutputFile;
 pub use progress::{Cancel, NoProgress, Progress};
 pub use ram::EncodingStats;
