@@ -100,6 +100,7 @@ fn convert_once(
         skip_zero,
         force: true,
         comment: None,
+        symbols: None,
     };
     let t = Instant::now();
     pool.install(|| convert(state, out, &opts, &NoProgress, &Cancel::new()).expect("convert"));
