@@ -110,7 +110,11 @@ fn describe(c: &Candidate) -> String {
             c.checkpoint_name.as_deref().unwrap_or("?")
         ),
         EntryKind::SavedState => "saved state".to_string(),
-        EntryKind::GuestState => "guest state (.vmgs)".to_string(),
+        EntryKind::GuestState => match (&c.checkpoint_name, &c.checkpoint_id) {
+            (Some(n), _) => format!("guest state (.vmgs) of checkpoint \"{n}\""),
+            (None, Some(id)) => format!("guest state (.vmgs) of checkpoint {{{id}}}"),
+            _ => "guest state (.vmgs)".to_string(),
+        },
         EntryKind::Disk => "virtual disk".to_string(),
     };
     if c.kind == EntryKind::Checkpoint {
@@ -118,7 +122,7 @@ fn describe(c: &Candidate) -> String {
             let _ = write!(s, " {{{id}}}");
         }
     }
-    if let Some(t) = &c.created {
+    if let (Some(t), false) = (&c.created, c.kind == EntryKind::GuestState) {
         let _ = write!(s, ", created {t}");
     }
     if c.parent_id.is_some() {

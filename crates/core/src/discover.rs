@@ -649,7 +649,8 @@ fn classify(p: &Path, siblings_vsv: &HashSet<PathBuf>) -> Option<Role> {
     let (first, second) = sniff(p);
     let is_hvs = first == Some(hvs::FILE_SIGNATURE) || second == Some(hvs::FILE_SIGNATURE);
     if ext == "vmcx" {
-        return is_hvs.then_some(Role::VmcxConfig);
+        // Read even when damaged: the entry then says why its configuration is unreadable.
+        return Some(Role::VmcxConfig);
     }
     if is_hvs {
         return Some(Role::HvsState);
