@@ -62,6 +62,9 @@ pub(crate) struct ConvertArgs {
     /// Worker threads (default: one per core)
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// The kernel's PDB (ntkrnlmp.pdb) or a local symbol-store folder, used when it matches
+    #[arg(long, value_name = "PATH")]
+    pub symbols: Option<PathBuf>,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy)]
@@ -220,6 +223,7 @@ pub(crate) fn run(args: &ConvertArgs, cancel: Arc<Cancel>) -> Result<(), CliErro
         },
         skip_zero: args.skip_zero,
         force: args.force,
+        symbols: args.symbols.clone(),
         ..ConvertOptions::default()
     };
     if let Some(dir) = out_dir {

@@ -31,14 +31,20 @@ struct InfoReport<'a> {
     summary: &'a Summary,
     encoding: EncodingStats,
     vcpus: Vec<VpReport<'a>>,
+    kernel: &'a vm2dmp::KernelInfo,
 }
 
 fn hex(v: u64) -> String {
     format!("{v:#x}")
 }
 
-pub(crate) fn run(args: &InputArgs, json: bool) -> vm2dmp::Result<()> {
+pub(crate) fn run(
+    args: &InputArgs,
+    json: bool,
+    symbols: Option<&std::path::Path>,
+) -> vm2dmp::Result<()> {
     let state = SavedState::open_with(&args.input, &args.open_options())?;
+    let kernel = vm2dmp::discover_kernel(&state, symbols);
     let summary = state.summary()?;
     let encoding = state.encoding_stats()?;
     let vcpus: Vec<VpReport<'_>> = state
@@ -66,6 +72,7 @@ pub(crate) fn run(args: &InputArgs, json: bool) -> vm2dmp::Result<()> {
             summary: &summary,
             encoding,
             vcpus,
+            kernel: &kernel,
         };
         println!(
             "{}",
@@ -74,7 +81,70 @@ pub(crate) fn run(args: &InputArgs, json: bool) -> vm2dmp::Result<()> {
         return Ok(());
     }
     print!("{}", render(&summary, &encoding, &state));
+    print!("{}", render_kernel(&kernel));
     Ok(())
+}
+
+/// The "Kernel:" section: each field, its value and how it was found.
+fn render_kernel(k: &vm2dmp::KernelInfo) -> String {
+    let mut o = String::new();
+    match (&k.image, k.found()) {
+        (Some(img), true) => {
+            let _ = writeln!(
+                o,
+                "Kernel:        {} at {:#x}, {} bytes{}{}",
+                img.export_name.as_deref().unwrap_or("?"),
+                img.base,
+                img.size,
+                k.version
+                    .as_ref()
+                    .map_or(String::new(), |v| format!(", version {v}")),
+                match &k.symbols {
+                    Some(p) => format!(", symbols {p}"),
+                    None => ", no symbols".into(),
+                }
+            );
+            if let Some(p) = &img.pdb {
+                let _ = writeln!(o, "  PDB           {} {}", p.name, p.store_key());
+            }
+            if let Some(d) = k.dtb {
+                let _ = writeln!(o, "  Paging        {:?}, root {:#x}", d.paging, d.root);
+            }
+        }
+        _ => {
+            let _ = writeln!(o, "Kernel:        not found");
+            for n in &k.notes {
+                let _ = writeln!(o, "  {n}");
+            }
+            return o;
+        }
+    }
+    for (name, f) in k.fields() {
+        let method = match f.method {
+            vm2dmp::Method::Symbols => "symbols",
+            vm2dmp::Method::Heuristic => "heuristic",
+            vm2dmp::Method::NotFound => "not found",
+        };
+        let value = match (name, f.value) {
+            ("Build" | "NumberProcessors", Some(v)) => v.to_string(),
+            (_, Some(v)) => format!("{v:#x}"),
+            (_, None) => "-".into(),
+        };
+        let _ = writeln!(o, "  {name:<20} {value:>18}  {method}: {}", f.how);
+    }
+    if k.kdbg_encoded {
+        if let Some(keys) = &k.kdbg_keys {
+            let _ = writeln!(
+                o,
+                "  KDBG encoded: KiWaitNever {:#x}, KiWaitAlways {:#x}, KdpDataBlockEncoded at {:#x}",
+                keys.ki_wait_never, keys.ki_wait_always, keys.kdp_data_block_encoded
+            );
+        }
+    }
+    for n in &k.notes {
+        let _ = writeln!(o, "  note: {n}");
+    }
+    o
 }
 
 fn mib(bytes: u64) -> String {

@@ -68,6 +68,9 @@ enum Command {
         /// Print JSON instead of text
         #[arg(long)]
         json: bool,
+        /// The kernel's PDB (ntkrnlmp.pdb) or a local symbol-store folder, used when it matches
+        #[arg(long, value_name = "PATH")]
+        symbols: Option<PathBuf>,
     },
     /// List the VMs, checkpoints and saved states of a folder and whether their memory converts
     #[command(
@@ -151,10 +154,14 @@ fn main() -> ExitCode {
         let _ = ctrlc::set_handler(move || cancel.cancel());
     }
     let result = match cli.command {
-        Command::Info { input, json } if vm2dmp::is_kernel_dump(&input.input) => {
+        Command::Info { input, json, .. } if vm2dmp::is_kernel_dump(&input.input) => {
             dumpinfo::info(&input.input, json)
         }
-        Command::Info { input, json } => info::run(&input, json).map_err(CliError::from),
+        Command::Info {
+            input,
+            json,
+            symbols,
+        } => info::run(&input, json, symbols.as_deref()).map_err(CliError::from),
         Command::Verify(args) => match dumpinfo::verify(&args, &cancel) {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::from(exit::FAILED),

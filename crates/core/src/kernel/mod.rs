@@ -20,7 +20,7 @@ pub(crate) use patch::{build_patches, PagePatches};
 
 /// How a value was obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Method {
     /// From the kernel's PDB.
     Symbols,
