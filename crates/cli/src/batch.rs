@@ -574,7 +574,7 @@ fn convert_one(
         let b = display.mp.add(ProgressBar::new(0));
         b.set_style(
             ProgressStyle::with_template(
-                "{prefix:.bold} [{wide_bar}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                "{prefix} [{wide_bar}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
