@@ -22,9 +22,11 @@ pub(crate) const KERNEL_NAMES: [&str; 4] = [
 /// How far below an interrupt handler the image headers may be.
 const MAX_WALK_DOWN: u64 = 32 << 20;
 /// Page-table entries and pages looked at by the kernel-space scan.
-const SCAN_BUDGET: u64 = 1 << 21;
+const SCAN_BUDGET: u64 = 1 << 19;
 /// Largest section read whole for the KDBG searches.
 const MAX_SECTION_READ: u32 = 32 << 20;
+/// Bytes of sections read in all by one search.
+const MAX_TOTAL_READ: usize = 64 << 20;
 /// Entries of `KiProcessorBlock` read at most.
 const MAX_PROCESSORS: u64 = 2048;
 
@@ -755,8 +757,10 @@ fn rip_refs(code: &[u8], va: u64) -> (Vec<u64>, Vec<u64>) {
 /// `KdCopyDataBlock`: `cmp byte [rip+d], 0` on `KdpDataBlockEncoded` (non-zero), then loads of
 /// `KiWaitNever` / `KiWaitAlways` and a `lea` of `KdDebuggerDataBlock` within 0x80 bytes.
 fn find_with_kdcopy(vm: &Vm<'_>, img: &PeImage) -> Option<KdbgHit> {
+    let mut total = 0usize;
     for s in img.sections.iter().filter(|s| s.executable()) {
-        let len = s.size.min(MAX_SECTION_READ) as usize;
+        let len = (s.size.min(MAX_SECTION_READ) as usize).min(MAX_TOTAL_READ - total);
+        total += len;
         let va = img.va(s.rva);
         let code = read_sparse(vm, va, len);
         let mut i = 0;

@@ -435,16 +435,22 @@ fn pae_self_map(mem: &dyn PhysMem, pdpt: u64) -> bool {
 
 /// Roots kept by a scan.
 const MAX_SCAN_CANDIDATES: usize = 8;
+/// Guest RAM looked at by a scan (Windows allocates the System process's tables early, in
+/// low memory).
+const MAX_SCAN_PAGES: u64 = 8 << 18;
 
 /// Scans guest RAM for page-table roots of `paging` that map kernel space: a table whose
 /// kernel half has a self-map entry (32-bit, x64) or a PDPT whose page directories map
-/// themselves (PAE), then [`check_dtb`]. Returns at most 8 roots, lowest address first.
+/// themselves (PAE), then [`check_dtb`]. Returns at most 8 roots, lowest address first,
+/// from the first 8 GiB of guest RAM.
 pub fn scan_for_dtbs(state: &SavedState, paging: Paging) -> Vec<Dtb> {
     let mut found = Vec::new();
     let mut pages = state.pages();
     let mem = CachedMem::new(state);
+    let mut seen = 0u64;
     while let Some(Ok((pfn, bytes))) = pages.next() {
-        if found.len() >= MAX_SCAN_CANDIDATES {
+        seen += 1;
+        if found.len() >= MAX_SCAN_CANDIDATES || seen > MAX_SCAN_PAGES {
             break;
         }
         let gpa = pfn << 12;
