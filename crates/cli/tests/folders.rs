@@ -730,6 +730,15 @@ fn hostile_files_in_a_folder() {
     )
     .unwrap();
     std::fs::write(root.join("random.bin"), vec![7u8; 5000]).unwrap();
+    // A checkpoint whose configuration asks for encrypted state, with unreadable memory.
+    vmcx(
+        &snaps.join(format!("{SN_3}.vmcx")),
+        &[
+            ("properties/name", s("Shielded")),
+            ("security/shielding_requested", KeyValue::Bool(true)),
+        ],
+    );
+    std::fs::write(snaps.join(format!("{SN_3}.vmrs")), vec![0xA5u8; 12288]).unwrap();
 
     let j = list_json(root);
     let entries = j["entries"].as_array().unwrap();
@@ -773,6 +782,12 @@ fn hostile_files_in_a_folder() {
     assert!(
         vm["reason"].as_str().unwrap().contains("could not be read"),
         "{vm}"
+    );
+    let shielded = entry(&j, "checkpoint", "Shielded");
+    assert_eq!(shielded["status"], "encrypted", "{shielded}");
+    assert!(
+        shielded["reason"].as_str().unwrap().contains("encrypted"),
+        "{shielded}"
     );
     // random.bin has no GUID name and no .vsv: not a saved state, not listed.
     assert!(!entries

@@ -431,10 +431,17 @@ pub fn memory_for_disk(disk: &Path, opts: &DiscoverOptions) -> Result<Candidate>
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let dir = parent_dir(disk);
+    // The VM folder above `Virtual Hard Disks` (or above any folder beside `Snapshots` or
+    // `Virtual Machines`), then the disk's own folder. Never a wider search: a disk in a
+    // folder of its own does not make vm2dmp walk the whole volume.
     let mut roots: Vec<PathBuf> = Vec::new();
-    let grand = dir.parent().map(Path::to_path_buf);
-    if let Some(g) = &grand {
-        roots.push(g.clone());
+    if let Some(g) = dir.parent().filter(|g| !g.as_os_str().is_empty()) {
+        let vm_folder = dir_name_is(&dir, "Virtual Hard Disks")
+            || g.join("Snapshots").is_dir()
+            || g.join("Virtual Machines").is_dir();
+        if vm_folder {
+            roots.push(g.to_path_buf());
+        }
     }
     roots.push(dir.clone());
     let mut tried: Vec<String> = Vec::new();
@@ -1204,7 +1211,11 @@ fn evaluate(c: &mut Candidate, g: &Group, opts: &DiscoverOptions, encrypted: boo
 
 fn scan(root: &Path, only: Option<&Path>, opts: &DiscoverOptions) -> Result<Vec<Candidate>> {
     let mut files = Vec::new();
-    walk(root, 0, &mut files)?;
+    // For one file outside any VM folder layout, its own folder is enough.
+    let outside_layout = only.is_some_and(|o| parent_dir(o) == root)
+        && !root.join("Snapshots").is_dir()
+        && !root.join("Virtual Machines").is_dir();
+    walk(root, if outside_layout { MAX_DEPTH } else { 0 }, &mut files)?;
     let vsv_set: HashSet<PathBuf> = files
         .iter()
         .filter(|p| ext_lower(p) == "vsv")
