@@ -352,6 +352,14 @@ fn plan_path(p: &Path, args: &ConvertArgs, out: &mut Vec<Planned>) {
         ));
         return;
     }
+    // A .bin given alone: its .vsv beside it is the file to open (as `convert x.bin` does), so
+    // that giving both converts the pair once.
+    let (main, bin) = match (ext.as_str(), args.input.bin.clone()) {
+        ("bin", None) if p.with_extension("vsv").is_file() => {
+            (p.with_extension("vsv"), Some(p.to_path_buf()))
+        }
+        (_, bin) => (p.to_path_buf(), bin),
+    };
     let mut entry = Entry::new(
         p,
         p.file_name().map_or_else(
@@ -363,9 +371,9 @@ fn plan_path(p: &Path, args: &ConvertArgs, out: &mut Vec<Planned>) {
     out.push(Planned::Run(Job {
         input: p.to_path_buf(),
         entry,
-        main: p.to_path_buf(),
-        bin: args.input.bin.clone(),
-        name: stem(p),
+        name: stem(&main),
+        main,
+        bin,
         id: None,
     }));
 }
@@ -447,16 +455,15 @@ fn modified(p: &Path) -> Option<SystemTime> {
 }
 
 /// True when `out` is a complete kernel dump written from `main` and not older than it:
-/// parsed header, RequiredDumpSpace equal to the file size, our Comment naming the input.
+/// parsed header, RequiredDumpSpace equal to the file size, our Comment naming the input
+/// (its file name without extension).
 pub(crate) fn is_complete(out: &Path, main: &Path) -> bool {
     let Ok(dump) = DumpFile::open(out) else {
         return false;
     };
     let d = dump.dump();
-    let name = main
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    // The Comment names the first file of the state (the .vsv of a pair): compare stems.
+    let name = stem(main);
     let fresh = match (modified(out), modified(main)) {
         (Some(o), Some(i)) => o >= i,
         _ => false,
