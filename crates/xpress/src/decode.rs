@@ -172,7 +172,12 @@ fn decode(src: &[u8], out: &mut [u8]) -> Result<usize, XpressError> {
                 distance: dist,
             });
         }
-        if len > cap - o {
+        let room = cap - o;
+        if len < room.saturating_sub(15) {
+            copy_match_fast(out, o, dist, len);
+        } else if len <= room {
+            copy_match_exact(out, o, dist, len);
+        } else {
             return Err(XpressError::OutputOverrun {
                 offset: start,
                 out_pos: o,
@@ -180,7 +185,6 @@ fn decode(src: &[u8], out: &mut [u8]) -> Result<usize, XpressError> {
                 capacity: cap,
             });
         }
-        copy_match(out, o, dist, len);
         o += len;
     }
 }
@@ -264,15 +268,15 @@ fn extended_length(src: &[u8], mut i: usize) -> Result<(u64, usize), XpressError
 /// Appends the `len` bytes of a match at `o`, copying from `dist` bytes back.
 ///
 /// Preconditions (checked by the caller): `1 <= dist <= o` and
-/// `len <= out.len() - o`.
+/// `len + 16 <= out.len() - o`: up to 15 bytes past the match may be
+/// written.
 #[inline(always)]
-fn copy_match(out: &mut [u8], o: usize, dist: usize, len: usize) {
-    let slack = out.len() - o - len;
+fn copy_match_fast(out: &mut [u8], o: usize, dist: usize, len: usize) {
     let from = o - dist;
-    if slack < 16 {
-        copy_match_exact(out, o, dist, len);
-    } else if dist >= 16 {
-        // Each 16-byte chunk reads only bytes already final.
+    if dist >= 16 || len <= dist {
+        // Each 16-byte chunk reads only bytes already final, except when a
+        // match no longer than its distance reads past `o`: `copy_within`
+        // reads before it writes, and only the first `len` bytes count.
         out.copy_within(from..from + 16, o);
         if len > 16 {
             copy_chunks::<16>(out, from, o, len);
@@ -382,7 +386,11 @@ mod tests {
                     }
                     let mut a: Vec<u8> = (0..cap).map(|i| (i * 7 + i / 5) as u8).collect();
                     let mut b = a.clone();
-                    copy_match(&mut a, o, dist, len);
+                    if slack >= 16 {
+                        copy_match_fast(&mut a, o, dist, len);
+                    } else {
+                        copy_match_exact(&mut a, o, dist, len);
+                    }
                     naive(&mut b, o, dist, len);
                     assert_eq!(
                         a[..o + len],
