@@ -4,7 +4,8 @@
 //! conversion.
 //!
 //! `cargo bench -p vm2dmp-benches --bench e2e [-- --quick] [--max-gib N] [--out FILE.md]`
-//! Inputs go to `$VM2DMP_BENCH_DIR` (default `target/bench-e2e`) and are removed at the end.
+//! Inputs go to `$VM2DMP_BENCH_DIR` (default `target/bench-e2e`) and are removed at the end;
+//! `--out` is relative to the workspace root.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,11 @@ use std::time::{Duration, Instant};
 
 use vm2dmp::{convert, Cancel, ConvertOptions, DumpFormat, NoProgress, SavedState};
 use vm2dmp_benches::{write_input, Content};
+
+/// The workspace root (benchmarks run with the package folder as working directory).
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
 
 /// Best of `n` runs of `f`, in seconds.
 fn best_of(n: usize, mut f: impl FnMut()) -> f64 {
@@ -128,10 +134,10 @@ fn main() {
         .iter()
         .position(|a| a == "--out")
         .and_then(|i| args.get(i + 1))
-        .map(PathBuf::from);
+        .map(|p| workspace().join(p));
     let dir = std::env::var_os("VM2DMP_BENCH_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("target/bench-e2e"));
+        .unwrap_or_else(|| workspace().join("target/bench-e2e"));
     std::fs::create_dir_all(&dir).expect("bench folder");
     let max_gib: u64 = args
         .iter()
