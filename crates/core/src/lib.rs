@@ -50,6 +50,7 @@ pub use dump::{is_kernel_dump, verify, DumpFile, VerifyReport};
 pub use error::{Error, Result};
 pub use hvs::ReplayLogStatus;
 pub use kernel::kdbg::KdbgKeys;
+pub use kernel::pdb::Symbols as PdbSymbols;
 pub use kernel::pe::{PdbId, PeImage, Section};
 pub use kernel::translate::{
     check_dtb, read_virt, scan_for_dtbs, translate, Dtb, DtbCheck, Paging, PhysMem, Translation,

@@ -68,17 +68,26 @@ struct Run {
 }
 
 fn run(clues: &Clues) -> Run {
+    run_with(clues, |_, _| None)
+}
+
+/// Like [`run`], with symbols from `symbols(dir, truth)`.
+fn run_with(clues: &Clues, symbols: impl Fn(&std::path::Path, &Truth) -> Option<PathBuf>) -> Run {
     let (vm, truth) = guest::build(clues);
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("guest.vmrs");
     write_vmrs(&vm, &input).unwrap();
     let state = SavedState::open(&input).unwrap();
-    let info = discover_kernel(&state, None);
+    let syms = symbols(dir.path(), &truth);
+    let info = discover_kernel(&state, syms.as_deref());
     let dump = dir.path().join("guest.dmp");
     let report = convert(
         &state,
         &dump,
-        &ConvertOptions::default(),
+        &ConvertOptions {
+            symbols: syms,
+            ..ConvertOptions::default()
+        },
         &NoProgress,
         &Cancel::new(),
     )
@@ -702,4 +711,91 @@ fn real_sample_has_no_kernel_and_converts_with_a_note() {
     );
     let df = DumpFile::open(&out).unwrap();
     assert_eq!(df.dump().info().kd_debugger_data_block, 0);
+}
+
+/// With a matching PDB (as a file, or in a symbol-store folder) every field comes from the
+/// symbols, even when no heuristic could decode the KDBG.
+#[test]
+fn x64_symbols_win_over_heuristics() {
+    let clues = Clues {
+        kdcopy_code: false,
+        timer_code: false,
+        ..Clues::x64()
+    };
+    // A PDB file given directly.
+    let r = run_with(&clues, |dir, t| {
+        let p = dir.join("ntkrnlmp.pdb");
+        guest::write_pdb(&p, t.pdb_guid, t.pdb_age, &t.symbols);
+        Some(p)
+    });
+    let i = &r.info;
+    assert!(i.symbols.is_some(), "{:?}", i.notes);
+    assert_eq!(i.kd_debugger_data_block.value, Some(r.truth.kdbg_va));
+    assert_eq!(i.kdbg_keys, r.truth.keys);
+    for name in [
+        "KdDebuggerDataBlock",
+        "PsLoadedModuleList",
+        "PsActiveProcessHead",
+        "MmPfnDatabase",
+        "KiProcessorBlock",
+        "NumberProcessors",
+        "Build",
+        "DirectoryTableBase",
+    ] {
+        let f = i.fields().into_iter().find(|(n, _)| *n == name).unwrap().1;
+        assert_eq!(f.method, Method::Symbols, "{name}: {f:?}");
+    }
+    assert_eq!(i.mm_pfn_database.value, Some(r.truth.mm_pfn_database_value));
+    assert!(r.report.notes.iter().any(|n| n.contains("with symbols")));
+    check_full_dump(&r, true);
+    check_with_kdmp_parser(&r);
+
+    // A symbol-store folder: <dir>/ntkrnlmp.pdb/<GUID><age>/ntkrnlmp.pdb.
+    let r = run_with(&clues, |dir, t| {
+        let store = dir.join("symbols");
+        let leaf = store
+            .join("ntkrnlmp.pdb")
+            .join("3844DBB920174967BE7AA4A2C20430FA1");
+        std::fs::create_dir_all(&leaf).unwrap();
+        guest::write_pdb(
+            &leaf.join("ntkrnlmp.pdb"),
+            t.pdb_guid,
+            t.pdb_age,
+            &t.symbols,
+        );
+        Some(store)
+    });
+    assert_eq!(r.info.kd_debugger_data_block.method, Method::Symbols);
+    assert!(r.info.symbols.as_deref().unwrap().contains("3844DBB9"));
+}
+
+/// A PDB of another build (GUID or age) is refused with a note; heuristics are used instead.
+#[test]
+fn mismatched_symbols_are_refused() {
+    let r = run_with(&Clues::x64(), |dir, t| {
+        let p = dir.join("other.pdb");
+        let mut guid = t.pdb_guid;
+        guid[0] ^= 1;
+        guest::write_pdb(&p, guid, t.pdb_age, &t.symbols);
+        Some(p)
+    });
+    assert!(r.info.symbols.is_none());
+    assert!(
+        r.info
+            .notes
+            .iter()
+            .any(|n| n.contains("symbols not used") && n.contains("3844DBB9")),
+        "{:?}",
+        r.info.notes
+    );
+    assert_eq!(r.info.kd_debugger_data_block.method, Method::Heuristic);
+    let r = run_with(&Clues::x64(), |dir, t| {
+        let p = dir.join("old.pdb");
+        guest::write_pdb(&p, t.pdb_guid, t.pdb_age + 1, &t.symbols);
+        Some(p)
+    });
+    assert!(r.info.symbols.is_none());
+    let r = run_with(&Clues::x64(), |dir, _| Some(dir.join("missing.pdb")));
+    assert!(r.info.notes.iter().any(|n| n.contains("missing.pdb")));
+    check_full_dump(&r, true);
 }

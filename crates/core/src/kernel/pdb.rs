@@ -1,31 +1,131 @@
-//! Kernel symbols from a PDB file or a local symbol store.
+//! Kernel symbols from a PDB file or a local symbol store, checked against the kernel's
+//! CodeView record (GUID and age) so that a PDB of another build is never used.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use super::pe::PdbId;
+use pdb::FallibleIterator;
+
+use super::pe::{guid_string, PdbId};
+
+/// Global symbols read at most from one PDB.
+const MAX_SYMBOLS: usize = 4 << 20;
 
 /// Global symbols of a kernel PDB, by name, as image-relative addresses.
 #[derive(Debug, Clone)]
 pub struct Symbols {
     /// The PDB file read.
     pub path: PathBuf,
+    pub guid: [u8; 16],
+    pub age: u32,
     names: HashMap<String, u32>,
 }
 
+/// The PDB file to read: `path` itself, or in the symbol-store folder `path`
+/// `<path>/<name>/<GUID><age>/<name>` (also `<path>/<name>` and `<path>/ntkrnlmp.pdb`).
+fn locate(path: &Path, want: Option<&PdbId>) -> Result<PathBuf, String> {
+    if path.is_file() {
+        return Ok(path.to_path_buf());
+    }
+    if !path.is_dir() {
+        return Err(format!("{}: no such file or folder", path.display()));
+    }
+    let name = want.map_or("ntkrnlmp.pdb", |w| w.name.as_str());
+    // Only the file name of the CodeView record: never a path out of the store.
+    let name = name.rsplit(['\\', '/']).next().unwrap_or(name);
+    let mut tried = Vec::new();
+    if let Some(w) = want {
+        tried.push(path.join(name).join(w.store_key()).join(name));
+    }
+    tried.push(path.join(name));
+    tried.push(path.join("ntkrnlmp.pdb"));
+    tried.iter().find(|p| p.is_file()).cloned().ok_or_else(|| {
+        format!(
+            "{}: no {name} for this kernel in the folder (looked for {})",
+            path.display(),
+            tried
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })
+}
+
 impl Symbols {
-    /// Loads the PDB at `path`, or from the symbol store folder `path`
-    /// (`<path>/<pdb name>/<GUID><age>/<pdb name>`), and checks it against `want`.
+    /// Loads the PDB at `path`, or from the symbol-store folder `path`, and checks its GUID
+    /// and age against `want` (the kernel's CodeView record).
     pub fn load(path: &Path, want: Option<&PdbId>) -> Result<Symbols, String> {
-        let _ = want;
-        Err(format!(
-            "{}: reading PDB files is not supported yet",
-            path.display()
-        ))
+        let file_path = locate(path, want)?;
+        let shown = file_path.display().to_string();
+        let err = |e: pdb::Error| format!("{shown}: {e}");
+        let file = std::fs::File::open(&file_path).map_err(|e| format!("{shown}: {e}"))?;
+        let mut pdb = pdb::PDB::open(file).map_err(err)?;
+        let info = pdb.pdb_information().map_err(err)?;
+        let (d1, d2, d3, d4) = info.guid.as_fields();
+        let mut guid = [0u8; 16];
+        guid[..4].copy_from_slice(&d1.to_le_bytes());
+        guid[4..6].copy_from_slice(&d2.to_le_bytes());
+        guid[6..8].copy_from_slice(&d3.to_le_bytes());
+        guid[8..].copy_from_slice(d4);
+        // The image records the DBI age; the information stream's may be higher.
+        let age = pdb
+            .debug_information()
+            .ok()
+            .and_then(|d| d.age())
+            .unwrap_or(info.age);
+        match want {
+            Some(w) if w.guid != guid || (w.age != age && w.age != info.age) => {
+                return Err(format!(
+                    "{shown} is for build {} age {age}, the kernel in memory is {} age {}",
+                    guid_string(&guid),
+                    guid_string(&w.guid),
+                    w.age
+                ))
+            }
+            None => {
+                return Err(format!(
+                    "{shown}: the kernel in memory has no CodeView record to match the PDB against"
+                ))
+            }
+            _ => {}
+        }
+        let map = pdb.address_map().map_err(err)?;
+        let table = pdb.global_symbols().map_err(err)?;
+        let mut names = HashMap::new();
+        let mut it = table.iter();
+        while let Some(sym) = it.next().map_err(err)? {
+            if names.len() >= MAX_SYMBOLS {
+                break;
+            }
+            let (name, offset) = match sym.parse() {
+                Ok(pdb::SymbolData::Public(p)) => (p.name, p.offset),
+                Ok(pdb::SymbolData::Data(d)) => (d.name, d.offset),
+                _ => continue,
+            };
+            if let Some(rva) = offset.to_rva(&map) {
+                names.entry(name.to_string().into_owned()).or_insert(rva.0);
+            }
+        }
+        Ok(Symbols {
+            path: file_path,
+            guid,
+            age,
+            names,
+        })
     }
 
     /// Image-relative address of `name`.
     pub fn rva(&self, name: &str) -> Option<u32> {
         self.names.get(name).copied()
+    }
+
+    /// Number of symbols read.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
     }
 }
