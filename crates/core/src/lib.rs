@@ -56,7 +56,7 @@ pub use kernel::translate::{
     check_dtb, read_virt, scan_for_dtbs, translate, Dtb, DtbCheck, Paging, PhysMem, Translation,
     VirtError,
 };
-pub use kernel::{discover_kernel, Finding, KernelInfo, Method};
+pub use kernel::{discover_kernel, dump_patched_pages, Finding, KernelInfo, Method};
 pub use kernel::{kdbg, pe};
 pub use output::OutputFile;
 pub use progress::{Cancel, NoProgress, Progress};

@@ -65,6 +65,7 @@ struct Run {
     info: KernelInfo,
     dump: PathBuf,
     report: ConvertReport,
+    symbols: Option<PathBuf>,
 }
 
 fn run(clues: &Clues) -> Run {
@@ -85,7 +86,7 @@ fn run_with(clues: &Clues, symbols: impl Fn(&std::path::Path, &Truth) -> Option<
         &state,
         &dump,
         &ConvertOptions {
-            symbols: syms,
+            symbols: syms.clone(),
             ..ConvertOptions::default()
         },
         &NoProgress,
@@ -100,6 +101,7 @@ fn run_with(clues: &Clues, symbols: impl Fn(&std::path::Path, &Truth) -> Option<
         info,
         dump,
         report,
+        symbols: syms,
     }
 }
 
@@ -202,7 +204,7 @@ fn check_full_dump(r: &Run, x64: bool) {
         }))
         .filter_map(|va| translate(&mem, dtb, va).map(|t| t.gpa >> 12))
         .collect();
-    let mut differing = 0;
+    let mut differing = Vec::new();
     for range in &r.vm.ranges {
         for pfn in range.gpa_page_start..range.gpa_page_end() {
             let mut want = [0u8; 4096];
@@ -212,7 +214,7 @@ fn check_full_dump(r: &Run, x64: bool) {
             assert_eq!(got, want, "input page {pfn:#x} unchanged");
             let d = df.page(pfn).unwrap();
             if d != want {
-                differing += 1;
+                differing.push(pfn);
                 assert!(
                     patched.contains(&pfn),
                     "page {pfn:#x} changed but holds no patch"
@@ -220,7 +222,13 @@ fn check_full_dump(r: &Run, x64: bool) {
             }
         }
     }
-    assert!(differing > 0);
+    assert!(!differing.is_empty());
+    // The library names every page it changes (and only pages that differ or may).
+    let named = vm2dmp::dump_patched_pages(&r.state, r.symbols.as_deref());
+    assert!(
+        differing.iter().all(|p| named.contains(p)),
+        "{differing:?} vs {named:?}"
+    );
 }
 
 /// The dump opened by the kdmp-parser crate: it reads the KDBG at the header's address through

@@ -18,6 +18,18 @@ pub use discover::discover_kernel;
 pub(crate) use header::fill_header;
 pub(crate) use patch::{build_patches, PagePatches};
 
+/// Guest pages a dump of `state` stores changed (decoded `KDBG`, `KdpDataBlockEncoded`
+/// cleared, KPRCB register contexts), ascending: where a dump may rightly differ from the saved
+/// state. Empty when no Windows kernel is found.
+pub fn dump_patched_pages(
+    state: &crate::state::SavedState,
+    symbols: Option<&std::path::Path>,
+) -> Vec<u64> {
+    let kernel = discover_kernel(state, symbols);
+    let (patches, _) = build_patches(state, &kernel, &crate::convert::cpu_context);
+    patches.pfns().collect()
+}
+
 /// How a value was obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
