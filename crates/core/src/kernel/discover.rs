@@ -255,7 +255,7 @@ pub fn discover_kernel(state: &SavedState, symbols: Option<&Path>) -> KernelInfo
     if let Some(kpb) = info.ki_processor_block.value {
         let mut prcbs = Vec::new();
         for i in 0..MAX_PROCESSORS {
-            match vm.ptr(kpb + i * vm.ptr_size()) {
+            match vm.ptr(kpb.wrapping_add(i * vm.ptr_size())) {
                 Some(p) if p != 0 && dtb.paging.is_kernel_address(p) && vm.mapped(p) => {
                     prcbs.push(p)
                 }
@@ -309,7 +309,7 @@ pub fn discover_kernel(state: &SavedState, symbols: Option<&Path>) -> KernelInfo
         let sys_dtb = vm
             .ptr(psp)
             .filter(|&e| dtb.paging.is_kernel_address(e))
-            .and_then(|eproc| vm.ptr(eproc + u64::from(off)))
+            .and_then(|eproc| vm.ptr(eproc.wrapping_add(u64::from(off))))
             .map(|cr3| Dtb::new(dtb.paging, cr3));
         match sys_dtb {
             Some(d) if check_dtb(&mem, d).valid => {
@@ -335,7 +335,7 @@ pub fn discover_kernel(state: &SavedState, symbols: Option<&Path>) -> KernelInfo
         .filter(|&a| a != 0)
     {
         let ps = vm.ptr_size();
-        let vals: Option<Vec<u64>> = (0..5).map(|i| vm.ptr(a + i * ps)).collect();
+        let vals: Option<Vec<u64>> = (0..5).map(|i| vm.ptr(a.wrapping_add(i * ps))).collect();
         if let Some(v) = vals.filter(|v| v[0] != 0) {
             info.extra.bugcheck = Some([v[0], v[1], v[2], v[3], v[4]]);
         }
@@ -379,8 +379,10 @@ fn kpcr_of(vm: &Vm<'_>, vp: &VpState) -> Option<(u64, u64, u64)> {
                 continue;
             }
             // KPCR.Self at +0x18, CurrentPrcb at +0x20 (= KPCR + 0x180), IdtBase at +0x38.
-            if vm.u64(kpcr + 0x18) == Some(kpcr) && vm.u64(kpcr + 0x20) == Some(kpcr + 0x180) {
-                return Some((kpcr, vm.u64(kpcr + 0x38).unwrap_or(0), 0));
+            if vm.u64(kpcr.wrapping_add(0x18)) == Some(kpcr)
+                && vm.u64(kpcr.wrapping_add(0x20)) == Some(kpcr.wrapping_add(0x180))
+            {
+                return Some((kpcr, vm.u64(kpcr.wrapping_add(0x38)).unwrap_or(0), 0));
             }
         }
         None
@@ -388,13 +390,13 @@ fn kpcr_of(vm: &Vm<'_>, vp: &VpState) -> Option<(u64, u64, u64)> {
         let kpcr = vp.fs.base & 0xFFFF_FFFF;
         // KPCR.SelfPcr at +0x1C, Prcb at +0x20 (= KPCR + 0x120), KdVersionBlock +0x34, IDT +0x38.
         (paging.is_kernel_address(kpcr)
-            && vm.u32(kpcr + 0x1C) == Some(kpcr as u32)
-            && vm.u32(kpcr + 0x20) == Some(kpcr as u32 + 0x120))
+            && vm.u32(kpcr.wrapping_add(0x1C)) == Some(kpcr as u32)
+            && vm.u32(kpcr.wrapping_add(0x20)) == Some((kpcr as u32).wrapping_add(0x120)))
         .then(|| {
             (
                 kpcr,
-                u64::from(vm.u32(kpcr + 0x38).unwrap_or(0)),
-                u64::from(vm.u32(kpcr + 0x34).unwrap_or(0)),
+                u64::from(vm.u32(kpcr.wrapping_add(0x38)).unwrap_or(0)),
+                u64::from(vm.u32(kpcr.wrapping_add(0x34)).unwrap_or(0)),
             )
         })
     }
@@ -411,7 +413,7 @@ fn idt_handlers(vm: &Vm<'_>, idt: u64) -> Vec<u64> {
     let size = if wide { 16 } else { 8 };
     for v in 0..0x30u64 {
         let mut g = [0u8; 16];
-        if !vm.read(idt + v * size, &mut g[..size as usize]) {
+        if !vm.read(idt.wrapping_add(v * size), &mut g[..size as usize]) {
             continue;
         }
         if g[5] & 0x80 == 0 {
@@ -495,7 +497,7 @@ fn find_kernel_image(mem: &CachedMem<'_>, dtb: Dtb, vps: &[&VpState]) -> Option<
             }
             // DBGKD_GET_VERSION64.KernBase at +0x10.
             if kvb != 0 {
-                if let Some(base) = vm.u64(kvb + 0x10).map(|b| b & 0xFFFF_FFFF) {
+                if let Some(base) = vm.u64(kvb.wrapping_add(0x10)).map(|b| b & 0xFFFF_FFFF) {
                     if let Some(img) = PeImage::parse(&vm, base).filter(is_kernel) {
                         return Some((
                             img,
@@ -540,10 +542,12 @@ fn scan_kernel_space(mem: &CachedMem<'_>, dtb: Dtb) -> Option<PeImage> {
                 }
                 pages_left -= 1;
                 let mut b = [0u8; 2];
-                if !mem.probe(gpa + sub * 4096, &mut b) || &b != b"MZ" {
+                if !mem.probe(gpa.wrapping_add(sub * 4096), &mut b) || &b != b"MZ" {
                     continue;
                 }
-                if let Some(img) = PeImage::parse(&vm, va + sub * 4096).filter(is_kernel) {
+                if let Some(img) =
+                    PeImage::parse(&vm, va.wrapping_add(sub * 4096)).filter(is_kernel)
+                {
                     hit = Some(img);
                     return false;
                 }
@@ -577,8 +581,8 @@ fn read_sparse(vm: &Vm<'_>, va: u64, len: usize) -> Vec<u8> {
     let mut buf = vec![0u8; len];
     let mut at = 0usize;
     while at < len {
-        let n = (4096 - ((va + at as u64) & 0xFFF) as usize).min(len - at);
-        let _ = vm.read(va + at as u64, &mut buf[at..at + n]);
+        let n = (4096 - (va.wrapping_add(at as u64) & 0xFFF) as usize).min(len - at);
+        let _ = vm.read(va.wrapping_add(at as u64), &mut buf[at..at + n]);
         at += n;
     }
     buf
@@ -664,7 +668,10 @@ fn find_kdbg(
             if kvb == 0 {
                 continue;
             }
-            let list = vm.u64(kvb + 0x20).map(|v| v & 0xFFFF_FFFF).unwrap_or(0);
+            let list = vm
+                .u64(kvb.wrapping_add(0x20))
+                .map(|v| v & 0xFFFF_FFFF)
+                .unwrap_or(0);
             let first = if list != 0 {
                 vm.ptr(list).unwrap_or(0)
             } else {
@@ -693,9 +700,9 @@ fn find_kdbg(
             if bytes[off + 0x10..off + 0x14] != kdbg::OWNER_TAG.to_le_bytes() {
                 continue;
             }
-            if let Some(k) = read_plain_kdbg(vm, img, va + off as u64) {
+            if let Some(k) = read_plain_kdbg(vm, img, va.wrapping_add(off as u64)) {
                 return Some((
-                    va + off as u64,
+                    va.wrapping_add(off as u64),
                     k,
                     None,
                     "scan of the kernel's data sections for a plain KDBG block".into(),
@@ -740,7 +747,7 @@ fn rip_refs(code: &[u8], va: u64) -> (Vec<u64>, Vec<u64>) {
         let (rex, op, modrm) = (code[i], code[i + 1], code[i + 2]);
         if (rex & 0xF8) == 0x48 && (op == 0x8B || op == 0x8D) && modrm & 0xC7 == 0x05 {
             let d = i32::from_le_bytes([code[i + 3], code[i + 4], code[i + 5], code[i + 6]]);
-            let target = (va + i as u64 + 7).wrapping_add(d as i64 as u64);
+            let target = va.wrapping_add(i as u64 + 7).wrapping_add(d as i64 as u64);
             if op == 0x8B {
                 loads.push(target)
             } else {
@@ -770,14 +777,14 @@ fn find_with_kdcopy(vm: &Vm<'_>, img: &PeImage) -> Option<KdbgHit> {
                 continue;
             }
             let d = i32::from_le_bytes([code[i + 2], code[i + 3], code[i + 4], code[i + 5]]);
-            let flag = (va + i as u64 + 7).wrapping_add(d as i64 as u64);
+            let flag = va.wrapping_add(i as u64 + 7).wrapping_add(d as i64 as u64);
             i += 1;
             if !in_data(img, flag) || vm.u8(flag).unwrap_or(0) == 0 {
                 continue;
             }
             let from = i + 6;
             let window = &code[from..(from + 0x80).min(code.len())];
-            let (loads, leas) = rip_refs(window, va + from as u64);
+            let (loads, leas) = rip_refs(window, va.wrapping_add(from as u64));
             let loads: Vec<u64> = loads
                 .into_iter()
                 .filter(|&a| in_data(img, a) && a != flag)
@@ -804,7 +811,7 @@ fn find_with_kdcopy(vm: &Vm<'_>, img: &PeImage) -> Option<KdbgHit> {
                                 Some(keys),
                                 format!(
                                     "encoded KDBG decoded with keys read by KdCopyDataBlock-shaped code at {:#x} (KdpDataBlockEncoded {flag:#x}, KiWaitNever {n_addr:#x}, KiWaitAlways {w_addr:#x})",
-                                    va + i as u64 - 1
+                                    va.wrapping_add(i as u64 - 1)
                                 ),
                             ));
                         }
@@ -847,7 +854,7 @@ fn timer_key_candidates(vm: &Vm<'_>, img: &PeImage) -> Vec<(u64, u64)> {
                             code[i + 3],
                             code[i + 4],
                         ]);
-                        let t = (f + i as u64 + 5).wrapping_add(d as i64 as u64);
+                        let t = f.wrapping_add(i as u64 + 5).wrapping_add(d as i64 as u64);
                         if img.section_of(t).is_some_and(|s| s.executable()) && todo.len() < 4 {
                             todo.push(t);
                         }
@@ -895,7 +902,7 @@ fn solve_encoded(
             {
                 continue;
             }
-            let at = va + off as u64;
+            let at = va.wrapping_add(off as u64);
             if let Some(k) = read_encoded_kdbg(vm, img, at, &keys) {
                 return Some((
                     at,

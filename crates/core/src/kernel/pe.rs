@@ -273,11 +273,11 @@ impl PeImage {
             return None;
         }
         let d = self.va(dir);
-        let nfuncs = vm.u32(d + 20)?;
-        let nnames = vm.u32(d + 24)?.min(MAX_EXPORT_NAMES);
-        let funcs = vm.u32(d + 28)?;
-        let names = vm.u32(d + 32)?;
-        let ords = vm.u32(d + 36)?;
+        let nfuncs = vm.u32(d.wrapping_add(20))?;
+        let nnames = vm.u32(d.wrapping_add(24))?.min(MAX_EXPORT_NAMES);
+        let funcs = vm.u32(d.wrapping_add(28))?;
+        let names = vm.u32(d.wrapping_add(32))?;
+        let ords = vm.u32(d.wrapping_add(36))?;
         if !self.rva_ok(names, nnames * 4) || !self.rva_ok(ords, nnames * 2) {
             return None;
         }
@@ -325,11 +325,11 @@ impl PeImage {
         }
         for i in 0..(size / 28).min(16) {
             let e = self.va(rva + i * 28);
-            if vm.u32(e + 12)? != 2 {
+            if vm.u32(e.wrapping_add(12))? != 2 {
                 continue; // IMAGE_DEBUG_TYPE_CODEVIEW
             }
-            let len = vm.u32(e + 16)?;
-            let data = vm.u32(e + 20)?;
+            let len = vm.u32(e.wrapping_add(16))?;
+            let data = vm.u32(e.wrapping_add(20))?;
             if !(24..=1024).contains(&len) || !self.rva_ok(data, len) {
                 continue;
             }
@@ -365,7 +365,7 @@ impl PeImage {
             for i in 0..(named + ids).min(256) {
                 let e = self.va(dir + 16 + i * 8);
                 let name = vm.u32(e)?;
-                let off = vm.u32(e + 4)?;
+                let off = vm.u32(e.wrapping_add(4))?;
                 if id.is_none_or(|want| name & 0x8000_0000 == 0 && name == want) {
                     return Some(off);
                 }
