@@ -347,7 +347,7 @@ fn copy_match_exact(out: &mut [u8], o: usize, dist: usize, len: usize) {
     }
 }
 
-/// Byte-by-byte copy of an overlapping match (`dist < len`).
+/// Copy of an overlapping match (`dist < len`), writing nothing past it.
 #[inline(never)]
 fn copy_overlapping(out: &mut [u8], from: usize, dist: usize, len: usize) {
     let w = &mut out[from..from + dist + len];

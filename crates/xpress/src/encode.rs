@@ -41,10 +41,7 @@ pub fn compress(input: &[u8], out: &mut Vec<u8>) {
     // The best match at `p`, found while looking ahead from `p - 1`.
     let mut pending: Option<(usize, usize)> = None;
     while p < n {
-        let here = match pending.take() {
-            Some(m) => Some(m),
-            None => find_match(input, p, &mut table),
-        };
+        let here = pending.take().or_else(|| find_match(input, p, &mut table));
         let Some((len, dist)) = here else {
             w.literal(input[p]);
             p += 1;
