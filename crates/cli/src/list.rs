@@ -216,11 +216,21 @@ fn render(found: &Discovery, verbose: bool, color: bool) -> String {
             }
         }
     }
+    let named = found
+        .convertible()
+        .any(|c| matches!(c.kind, EntryKind::Vm | EntryKind::Checkpoint));
     if convertible > 0 {
+        let one = if named {
+            format!(
+                "vm2dmp convert {} --checkpoint NAME|GUID OUT.dmp",
+                root.display()
+            )
+        } else {
+            "vm2dmp convert FILE OUT.dmp".to_string()
+        };
         let _ = writeln!(
             o,
-            "\nConvert one with `vm2dmp convert {} --checkpoint NAME|GUID OUT.dmp`, or all with `vm2dmp convert {} --out-dir DIR`.",
-            root.display(),
+            "\nConvert one with `{one}`, or all with `vm2dmp convert {} --out-dir DIR`.",
             root.display()
         );
     }

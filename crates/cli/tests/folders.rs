@@ -483,6 +483,13 @@ fn list_text_of_a_vm_folder_and_of_single_files() {
     let j = list_json(&sample("test_file.VMRS"));
     assert_eq!(j["entries"][0]["kind"], "saved-state");
     assert_eq!(j["entries"][0]["memory_bytes"], 64512 * 4096);
+    // The sample folder: the .VMRS and the .vsv/.bin pair share a name and are two states.
+    let j = list_json(&sample(""));
+    let e = j["entries"].as_array().unwrap();
+    assert_eq!(e.len(), 2, "{j:#}");
+    assert_eq!(e[0]["format"], "vmrs");
+    assert_eq!(e[1]["format"], "vsv+bin");
+    assert_eq!(e[1]["files"].as_array().unwrap().len(), 2);
 
     // A path that does not exist: exit 2, one line.
     let out = vm2dmp()
@@ -730,6 +737,15 @@ fn hostile_files_in_a_folder() {
     )
     .unwrap();
     std::fs::write(root.join("random.bin"), vec![7u8; 5000]).unwrap();
+    // A checkpoint whose .vsv is fine and whose .bin is garbage: one entry naming the .bin.
+    let pair = mkdir(&snaps.join(SN_2));
+    write_vsv_bin(
+        &guest("pair", 1),
+        pair.join(format!("{SN_2}.vsv")),
+        pair.join(format!("{SN_2}.bin")),
+    )
+    .unwrap();
+    std::fs::write(pair.join(format!("{SN_2}.bin")), vec![0x11u8; 9000]).unwrap();
     // A checkpoint whose configuration asks for encrypted state, with unreadable memory.
     vmcx(
         &snaps.join(format!("{SN_3}.vmcx")),
@@ -782,6 +798,20 @@ fn hostile_files_in_a_folder() {
     assert!(
         vm["reason"].as_str().unwrap().contains("could not be read"),
         "{vm}"
+    );
+    let pair: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["checkpoint_id"] == lower(SN_2))
+        .collect();
+    assert_eq!(pair.len(), 1, "{j:#}");
+    assert_eq!(pair[0]["status"], "corrupt", "{}", pair[0]);
+    assert!(
+        pair[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{SN_2}.bin")),
+        "{}",
+        pair[0]
     );
     let shielded = entry(&j, "checkpoint", "Shielded");
     assert_eq!(shielded["status"], "encrypted", "{shielded}");

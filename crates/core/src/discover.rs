@@ -632,6 +632,11 @@ fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<()> {
 
 /// First four bytes and the four at 4096 (the second HVS header copy).
 fn sniff(p: &Path) -> (Option<u32>, Option<u32>) {
+    // Files that say they are empty are not opened (pseudo-files such as /proc/kmsg would
+    // block a read).
+    if std::fs::metadata(p).map_or(true, |m| m.len() < 4) {
+        return (None, None);
+    }
     let Ok(mut f) = std::fs::File::open(p) else {
         return (None, None);
     };
@@ -1222,7 +1227,7 @@ fn scan(root: &Path, only: Option<&Path>, opts: &DiscoverOptions) -> Result<Vec<
         .cloned()
         .collect();
     // Keyed by (folder, lower-case stem).
-    let mut groups: BTreeMap<(PathBuf, String), Group> = BTreeMap::new();
+    let mut groups: BTreeMap<(PathBuf, String, bool), Group> = BTreeMap::new();
     let mut configs: Vec<Config> = Vec::new();
     let mut guest_states: Vec<PathBuf> = Vec::new();
     for p in &files {
@@ -1231,7 +1236,14 @@ fn scan(root: &Path, only: Option<&Path>, opts: &DiscoverOptions) -> Result<Vec<
         };
         let dir = parent_dir(p);
         let stem = stem_of(p);
-        let key = (dir.clone(), stem.to_lowercase());
+        let ext = ext_lower(p);
+        // A .vmrs and a .vsv/.bin pair of the same name are two saved states.
+        let legacy_family = match role {
+            Role::Legacy => true,
+            Role::Unrecognised => ext == "vsv" || ext == "bin",
+            _ => false,
+        };
+        let key = (dir.clone(), stem.to_lowercase(), legacy_family);
         match role {
             Role::VmcxConfig | Role::XmlConfig => {
                 if let Some(c) = read_config(p, role) {
@@ -1245,13 +1257,15 @@ fn scan(root: &Path, only: Option<&Path>, opts: &DiscoverOptions) -> Result<Vec<
                     stem,
                     ..Group::default()
                 });
-                match (role, ext_lower(p).as_str()) {
+                match (role, ext.as_str()) {
                     (Role::HvsState, _) => {
                         if g.hvs.is_none() {
                             g.hvs = Some(p.clone());
                         }
                     }
-                    (Role::Legacy, "bin") => g.bin = Some(p.clone()),
+                    // A .bin without a known signature still pairs with its .vsv: opening
+                    // the pair then names the damaged file.
+                    (Role::Legacy | Role::Unrecognised, "bin") => g.bin = Some(p.clone()),
                     (Role::Legacy, _) => {
                         if g.vsv.is_none() {
                             g.vsv = Some(p.clone());
