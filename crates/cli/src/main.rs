@@ -57,7 +57,7 @@ impl InputArgs {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Write a Windows kernel crash dump of a saved state
+    /// Write a Windows kernel crash dump of a saved state, a checkpoint, or (--out-dir) of many
     Convert(convert::ConvertArgs),
     /// Compare every guest page of a saved state with a dump (exit 1 on any difference)
     Verify(dumpinfo::VerifyArgs),
