@@ -171,23 +171,27 @@ pub(crate) struct VerifyArgs {
     /// Print the result as JSON
     #[arg(long)]
     pub json: bool,
+    /// The symbols the dump was converted with (an ntkrnlmp.pdb or a symbol-store folder)
+    #[arg(long, value_name = "PATH")]
+    pub symbols: Option<PathBuf>,
 }
 
 pub(crate) fn verify(args: &VerifyArgs, cancel: &vm2dmp::Cancel) -> Result<bool, CliError> {
     let f = DumpFile::open(&args.dump)?;
     let state = SavedState::open_with(&args.input.input, &args.input.open_options())?;
-    let r = vm2dmp::verify(&f, &state, &NoProgress, cancel)?;
+    let r = vm2dmp::verify(&f, &state, args.symbols.as_deref(), &NoProgress, cancel)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
     } else {
         println!(
-            "{}: {} guest pages compared: {} differ, {} absent and all zero, {} absent with data, {} outside guest RAM{}",
+            "{}: {} guest pages compared: {} differ, {} absent and all zero, {} absent with data, {} outside guest RAM, {} patched by the converter{}",
             if r.ok() { "OK" } else { "MISMATCH" },
             r.pages_compared,
             r.mismatched_pages,
             r.absent_zero_pages,
             r.absent_nonzero_pages,
             r.extra_pages,
+            r.patched_pages,
             if r.first_bad_pages.is_empty() {
                 String::new()
             } else {

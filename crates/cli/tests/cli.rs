@@ -191,7 +191,7 @@ fn convert_verify_and_overwrite_rules() {
     let j: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(j["dump_type"], 5);
     let written = j["pages_written"].as_u64().unwrap();
-    assert!(written < 1000 && written >= 234, "{written}");
+    assert!((234..1000).contains(&written), "{written}");
     vm2dmp()
         .args(["verify"])
         .arg(&out_path)
@@ -217,7 +217,8 @@ fn convert_verify_and_overwrite_rules() {
 fn damaged_inputs_exit_2_with_one_line_naming_file_and_structure() {
     let dir = tempfile::tempdir().unwrap();
     let vmrs = std::fs::read(sample("test_file.VMRS")).unwrap();
-    let cases: Vec<(&str, Box<dyn Fn(&mut Vec<u8>)>, &str)> = vec![
+    type Damage = Box<dyn Fn(&mut Vec<u8>)>;
+    let cases: Vec<(&str, Damage, &str)> = vec![
         (
             "truncated",
             Box::new(|d| d.truncate(6000)),

@@ -190,6 +190,7 @@ fn x64_full_and_bitmap_dumps_read_back_by_kdmp_parser() {
         let v = verify(
             &DumpFile::open(&sparse).unwrap(),
             &state,
+            None,
             &NoProgress,
             &Cancel::new(),
         )
@@ -307,6 +308,7 @@ fn the_real_sample_converts_from_both_formats() {
         let v = verify(
             &DumpFile::open(&out).unwrap(),
             &state,
+            None,
             &NoProgress,
             &Cancel::new(),
         )
