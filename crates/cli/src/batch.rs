@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::convert::Bar;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use vm2dmp::{
@@ -474,20 +475,6 @@ pub(crate) fn is_complete(out: &Path, main: &Path) -> bool {
         && fresh
 }
 
-/// Renders library progress on one bar of the multi-progress display.
-struct Bar(ProgressBar);
-
-impl vm2dmp::Progress for Bar {
-    fn start(&self, _phase: &str, total: u64) {
-        self.0.set_length(total);
-        self.0.set_position(0);
-    }
-    fn advance(&self, n: u64) {
-        self.0.inc(n);
-    }
-    fn finish(&self) {}
-}
-
 struct Display {
     mp: MultiProgress,
     overall: ProgressBar,
@@ -592,7 +579,16 @@ fn convert_one(
     } else {
         ProgressBar::hidden()
     };
-    let result = vm2dmp::convert(&state, &output, opts, &Bar(bar.clone()), cancel);
+    let result = vm2dmp::convert(
+        &state,
+        &output,
+        opts,
+        &Bar {
+            bar: bar.clone(),
+            clear: false,
+        },
+        cancel,
+    );
     bar.finish_and_clear();
     display.mp.remove(&bar);
     entry.seconds = started.elapsed().as_secs_f64();

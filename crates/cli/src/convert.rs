@@ -74,19 +74,25 @@ pub(crate) enum FormatArg {
     Bitmap,
 }
 
-/// Renders library progress as an indicatif bar.
-struct Bar(ProgressBar);
+/// Renders library progress as an indicatif bar; `clear` removes the bar when the operation
+/// ends (a single conversion), otherwise the caller decides (a batch's multi-progress display).
+pub(crate) struct Bar {
+    pub bar: ProgressBar,
+    pub clear: bool,
+}
 
 impl vm2dmp::Progress for Bar {
     fn start(&self, _phase: &str, total: u64) {
-        self.0.set_length(total);
-        self.0.set_position(0);
+        self.bar.set_length(total);
+        self.bar.set_position(0);
     }
     fn advance(&self, n: u64) {
-        self.0.inc(n);
+        self.bar.inc(n);
     }
     fn finish(&self) {
-        self.0.finish_and_clear();
+        if self.clear {
+            self.bar.finish_and_clear();
+        }
     }
 }
 
@@ -277,7 +283,7 @@ pub(crate) fn run(args: &ConvertArgs, cancel: Arc<Cancel>) -> Result<(), CliErro
     } else {
         ProgressBar::hidden()
     };
-    let report = match vm2dmp::convert(&state, &output, &opts, &Bar(bar), &cancel) {
+    let report = match vm2dmp::convert(&state, &output, &opts, &Bar { bar, clear: true }, &cancel) {
         Ok(r) => r,
         Err(e) => {
             let e = CliError::Lib(e);
