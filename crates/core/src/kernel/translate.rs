@@ -435,6 +435,8 @@ fn pae_self_map(mem: &dyn PhysMem, pdpt: u64) -> bool {
 
 /// Roots kept by a scan.
 const MAX_SCAN_CANDIDATES: usize = 8;
+/// Candidate roots kept per RAM block during the scan (lowest addresses first).
+const MAX_CANDIDATES_PER_BLOCK: usize = 64;
 /// Guest RAM looked at by a scan (Windows allocates the System process's tables early, in
 /// low memory).
 const MAX_SCAN_PAGES: u64 = 8 << 18;
@@ -444,61 +446,109 @@ const MAX_SCAN_PAGES: u64 = 8 << 18;
 /// themselves (PAE), then [`check_dtb`]. Returns at most 8 roots, lowest address first,
 /// from the first 8 GiB of guest RAM.
 pub fn scan_for_dtbs(state: &SavedState, paging: Paging) -> Vec<Dtb> {
-    let mut found = Vec::new();
-    let mut pages = state.pages();
-    let mem = CachedMem::new(state);
-    let mut seen = 0u64;
-    while let Some(Ok((pfn, bytes))) = pages.next() {
-        seen += 1;
-        if found.len() >= MAX_SCAN_CANDIDATES || seen > MAX_SCAN_PAGES {
-            break;
+    use rayon::prelude::*;
+    // Candidates are gathered from the first MAX_SCAN_PAGES guest pages in address order, with
+    // blocks decoded in parallel (decoding is the cost), then checked in address order.
+    let mut spans: Vec<(u64, usize, crate::state::BlockSpan)> = (0..state.ram_block_count())
+        .flat_map(|n| {
+            state
+                .block_spans(n)
+                .into_iter()
+                .map(move |s| (s.gpa_page, n, s))
+        })
+        .collect();
+    spans.sort_unstable_by_key(|s| s.0);
+    let mut budget = MAX_SCAN_PAGES;
+    spans.retain_mut(|(_, _, span)| {
+        if budget == 0 {
+            return false;
         }
-        let gpa = pfn << 12;
-        let mut cands: Vec<u64> = Vec::new();
-        match paging {
-            Paging::Long4 | Paging::Long5 => {
-                let self_ref = (256..512).any(|i| {
-                    let e = le64(bytes, i * 8);
-                    e & 3 == 3 && e & ADDR_MASK == gpa
-                });
-                if self_ref {
-                    cands.push(gpa);
+        let take = (span.pages as u64).min(budget);
+        span.pages = take as usize;
+        budget -= take;
+        true
+    });
+    let mut blocks: Vec<usize> = spans.iter().map(|s| s.1).collect();
+    blocks.sort_unstable();
+    blocks.dedup();
+    let mut cands: Vec<u64> = blocks
+        .par_iter()
+        .map_init(
+            || vec![0u8; crate::BLOCK_SIZE],
+            |buf, &n| {
+                let mut out = Vec::new();
+                if state.decode_block(n, buf).is_err() {
+                    return out;
                 }
-            }
-            Paging::Bits32 => {
-                let e = u64::from(u32::from_le_bytes(
-                    bytes[0x300 * 4..0x300 * 4 + 4].try_into().unwrap_or([0; 4]),
-                ));
-                if e & 3 == 3 && e & 0xFFFF_F000 == gpa {
-                    cands.push(gpa);
-                }
-            }
-            Paging::Pae => {
-                if gpa >> 32 != 0 {
-                    continue;
-                }
-                for slot in 0..128 {
-                    let es: [u64; 4] = std::array::from_fn(|i| le64(bytes, slot * 32 + i * 8));
-                    if es
-                        .iter()
-                        .all(|&e| e & PRESENT != 0 && e & 0x1E6 == 0 && e >> 52 == 0)
-                    {
-                        cands.push(gpa + slot as u64 * 32);
+                for (_, _, span) in spans.iter().filter(|s| s.1 == n) {
+                    for i in 0..span.pages {
+                        let p = (span.page_in_block + i) * 4096;
+                        page_candidates(
+                            &buf[p..p + 4096],
+                            (span.gpa_page + i as u64) << 12,
+                            paging,
+                            &mut out,
+                        );
                     }
                 }
+                // Bounded: a block of PAE-like garbage could otherwise offer 32K candidates.
+                out.truncate(MAX_CANDIDATES_PER_BLOCK);
+                out
+            },
+        )
+        .flatten()
+        .collect();
+    cands.sort_unstable();
+    let mem = CachedMem::new(state);
+    let mut found = Vec::new();
+    for root in cands {
+        if found.len() >= MAX_SCAN_CANDIDATES {
+            break;
+        }
+        let dtb = Dtb { paging, root };
+        if check_dtb(&mem, dtb).valid && (paging != Paging::Pae || pae_self_map(&mem, root)) {
+            found.push(dtb);
+        }
+    }
+    found
+}
+
+/// Roots of page tables that page `bytes` (at `gpa`) could be: a top-level table that maps
+/// itself (x64, 32-bit) or PAE page-directory-pointer tables (any 32-byte slot).
+fn page_candidates(bytes: &[u8], gpa: u64, paging: Paging, out: &mut Vec<u64>) {
+    match paging {
+        Paging::Long4 | Paging::Long5 => {
+            let self_ref = (256..512).any(|i| {
+                let e = le64(bytes, i * 8);
+                e & 3 == 3 && e & ADDR_MASK == gpa
+            });
+            if self_ref {
+                out.push(gpa);
             }
         }
-        for root in cands {
-            let dtb = Dtb { paging, root };
-            if found.len() < MAX_SCAN_CANDIDATES && check_dtb(&mem, dtb).valid {
-                let self_ok = paging != Paging::Pae || pae_self_map(&mem, root);
-                if self_ok {
-                    found.push(dtb);
+        Paging::Bits32 => {
+            let e = u64::from(u32::from_le_bytes(
+                bytes[0x300 * 4..0x300 * 4 + 4].try_into().unwrap_or([0; 4]),
+            ));
+            if e & 3 == 3 && e & 0xFFFF_F000 == gpa {
+                out.push(gpa);
+            }
+        }
+        Paging::Pae => {
+            if gpa >> 32 != 0 {
+                return;
+            }
+            for slot in 0..128 {
+                let es: [u64; 4] = std::array::from_fn(|i| le64(bytes, slot * 32 + i * 8));
+                if es
+                    .iter()
+                    .all(|&e| e & PRESENT != 0 && e & 0x1E6 == 0 && e >> 52 == 0)
+                {
+                    out.push(gpa + slot as u64 * 32);
                 }
             }
         }
     }
-    found
 }
 
 fn le64(b: &[u8], at: usize) -> u64 {
