@@ -147,6 +147,22 @@ fn small_vm(mib: u64, policy: PagePolicy, seed: u64) -> SynthVm {
     vm
 }
 
+/// A page-table seed: mode byte, CR3, virtual address, then guest memory with the tables.
+fn page_table_seed(mode: u8, va: u64, tables: &[(u64, u64, u64, usize)]) -> Vec<u8> {
+    // (table address, index, entry, entry size)
+    let mut mem = vec![0u8; 8 * 4096];
+    for &(table, index, entry, size) in tables {
+        let at = (table + index * size as u64) as usize;
+        mem[at..at + size].copy_from_slice(&entry.to_le_bytes()[..size]);
+    }
+    mem[5 * 4096..5 * 4096 + 16].copy_from_slice(b"KUSER_SHARED_DAT");
+    let mut s = vec![mode];
+    s.extend_from_slice(&0x1000u64.to_le_bytes());
+    s.extend_from_slice(&va.to_le_bytes());
+    s.extend_from_slice(&mem);
+    s
+}
+
 fn main() -> Result<()> {
     let fuzz = Path::new(env!("CARGO_MANIFEST_DIR"));
     let sample = fuzz.join("../testdata/hyperv-sample");
@@ -310,6 +326,79 @@ fn main() -> Result<()> {
         }
         seeds.put("kdump_parse", name, &file)?;
     }
+
+    // Page tables: 32-bit, PAE and 4-level, each mapping KUSER_SHARED_DATA to page 5 and
+    // with the self-map Windows uses.
+    const P: u64 = 0x3; // present, writable
+    let sud32 = 0xFFDF_0000u64;
+    seeds.put(
+        "page_tables",
+        "bits32",
+        &page_table_seed(
+            0,
+            sud32,
+            &[
+                (0x1000, sud32 >> 22, 0x2000 | P, 4),
+                (0x1000, 0x300, 0x1000 | P, 4),
+                (0x2000, (sud32 >> 12) & 0x3FF, 0x5000 | P, 4),
+                (0x1000, 0x200, 0x0040_0000 | P | 0x80, 4), // a 4 MiB page
+            ],
+        ),
+    )?;
+    seeds.put(
+        "page_tables",
+        "pae",
+        &page_table_seed(
+            1,
+            sud32,
+            &[
+                (0x1000, 0, 0x2000 | 1, 8),
+                (0x1000, 1, 0x3000 | 1, 8),
+                (0x1000, 2, 0x4000 | 1, 8),
+                (0x1000, 3, 0x6000 | 1, 8),
+                (0x6000, (sud32 >> 21) & 0x1FF, 0x7000 | P, 8),
+                (0x7000, (sud32 >> 12) & 0x1FF, 0x5000 | P, 8),
+                (0x4000, 0, 0x2000 | P, 8),
+                (0x4000, 1, 0x3000 | P, 8),
+                (0x4000, 2, 0x4000 | P, 8),
+                (0x4000, 3, 0x6000 | P, 8),
+            ],
+        ),
+    )?;
+    let sud64 = 0xFFFF_F780_0000_0000u64;
+    seeds.put(
+        "page_tables",
+        "long4",
+        &page_table_seed(
+            2,
+            sud64,
+            &[
+                (0x1000, (sud64 >> 39) & 0x1FF, 0x2000 | P, 8),
+                (0x1000, 0x1ED, 0x1000 | P, 8),
+                (0x2000, (sud64 >> 30) & 0x1FF, 0x3000 | P, 8),
+                (0x3000, (sud64 >> 21) & 0x1FF, 0x4000 | P, 8),
+                (0x4000, (sud64 >> 12) & 0x1FF, 0x5000 | P, 8),
+                (0x3000, 1, 0x20_0000 | P | 0x80, 8), // a 2 MiB page
+                (0x2000, 1, 0x4000_0000 | P | 0x80, 8), // a 1 GiB page
+                (0x4000, 1, 0x6000 | 0x800, 8),       // a transition PTE
+            ],
+        ),
+    )?;
+    seeds.put(
+        "page_tables",
+        "long5",
+        &page_table_seed(
+            3,
+            0xFF00_0000_0000_1000,
+            &[
+                (0x1000, 0x1FE, 0x2000 | P, 8),
+                (0x2000, 0, 0x3000 | P, 8),
+                (0x3000, 0, 0x4000 | P, 8),
+                (0x4000, 0, 0x6000 | P, 8),
+                (0x6000, 1, 0x5000 | P, 8),
+            ],
+        ),
+    )?;
 
     println!("total {} bytes", seeds.total);
     assert!(seeds.total < 1 << 20, "seeds must stay below 1 MiB");

@@ -65,6 +65,46 @@ pub fn exercise(state: &SavedState) {
             Some(Err(_)) | None => break,
         }
     }
+    convert_and_verify(state);
+}
+
+/// Guests converted per input: at most this much RAM ...
+const MAX_CONVERTED_PAGES: u64 = 4 * vm2dmp::PAGES_PER_BLOCK as u64;
+/// ... ending below this guest page (bitmap dumps cover every page below the highest).
+const MAX_CONVERTED_GPA_PAGE: u64 = 1 << 20;
+
+/// Converts a small guest in every layout (this also runs the guest kernel discovery over its
+/// memory) and checks each dump against the saved state: whatever converts must verify.
+fn convert_and_verify(state: &SavedState) {
+    use vm2dmp::{convert, verify, Cancel, ConvertOptions, DumpFile, DumpFormat, NoProgress};
+    let end = state.memory_ranges().last().map_or(0, |r| r.gpa_page_end());
+    if state.ram_pages() > MAX_CONVERTED_PAGES || end > MAX_CONVERTED_GPA_PAGE {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("vm2dmp-fuzz-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temporary directory");
+    let out = dir.join("fuzz.dmp");
+    for (format, skip_zero) in [
+        (DumpFormat::Auto, false),
+        (DumpFormat::Bitmap, false),
+        (DumpFormat::Bitmap, true),
+    ] {
+        let opts = ConvertOptions {
+            format,
+            skip_zero,
+            force: true,
+            ..ConvertOptions::default()
+        };
+        if convert(state, &out, &opts, &NoProgress, &Cancel::new()).is_err() {
+            assert!(!out.exists(), "a failed conversion left its output");
+            continue;
+        }
+        let dump = DumpFile::open(&out).expect("a dump we wrote must parse");
+        let report = verify(&dump, state, None, &NoProgress, &Cancel::new())
+            .expect("a dump we wrote must verify");
+        assert!(report.ok(), "dump differs from the saved state: {report:?}");
+    }
+    let _ = std::fs::remove_file(&out);
 }
 
 fn put_u32(d: &mut [u8], at: usize, v: u32) {
