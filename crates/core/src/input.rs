@@ -220,7 +220,8 @@ fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::R
         match file.seek_read(buf, offset) {
             Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
             Ok(n) => {
-                buf = &mut buf[n..];
+                let rest = buf;
+                buf = &mut rest[n..];
                 offset += n as u64;
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
