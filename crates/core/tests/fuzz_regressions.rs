@@ -1,0 +1,198 @@
+//! Replays the fuzz seeds (`fuzz/seeds/<target>/`) and every input a fuzz target ever failed on
+//! (`testdata/fuzz-regressions/<target>/`) through the same entry points as the targets in
+//! `fuzz/fuzz_targets/`, on the stable toolchain: none may panic, and whatever converts must
+//! verify. See `testdata/fuzz-regressions/README.md` for how inputs are added.
+
+use std::path::{Path, PathBuf};
+
+use vm2dmp::kdump::KernelDump;
+use vm2dmp::{
+    convert, verify, Cancel, ConvertOptions, DumpFile, DumpFormat, NoProgress, SavedState,
+    BLOCK_SIZE,
+};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Every input of `target`: seeds and regressions.
+fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut v = Vec::new();
+    for dir in ["fuzz/seeds", "testdata/fuzz-regressions"] {
+        let Ok(entries) = std::fs::read_dir(root().join(dir).join(target)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_file() {
+                v.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    v.sort();
+    v
+}
+
+/// What `vmrs_open` and `vsv_bin_open` do with a state that opens; the number of dumps
+/// written.
+fn exercise(state: &SavedState, dir: &Path) -> usize {
+    let _ = state.summary();
+    let _ = state.encoding_stats();
+    let mut buf = [0u8; 64];
+    for r in state.memory_ranges().iter().take(4) {
+        for gpa in [r.gpa_start(), r.gpa_end().saturating_sub(32), r.gpa_end()] {
+            let _ = state.read_phys(gpa, &mut buf);
+        }
+    }
+    let mut block = vec![0u8; BLOCK_SIZE];
+    for n in 0..state.ram_block_count().min(64) {
+        let _ = state.decode_block(n, &mut block);
+    }
+    if state.ram_pages() > 1024 {
+        return 0;
+    }
+    let mut written = 0;
+    let out = dir.join("fuzz.dmp");
+    for (format, skip_zero) in [(DumpFormat::Auto, false), (DumpFormat::Bitmap, true)] {
+        let opts = ConvertOptions {
+            format,
+            skip_zero,
+            force: true,
+            ..ConvertOptions::default()
+        };
+        if convert(state, &out, &opts, &NoProgress, &Cancel::new()).is_err() {
+            assert!(!out.exists());
+            continue;
+        }
+        let dump = DumpFile::open(&out).unwrap();
+        let report = verify(&dump, state, None, &NoProgress, &Cancel::new()).unwrap();
+        assert!(report.ok(), "{report:?}");
+        written += 1;
+    }
+    written
+}
+
+#[test]
+fn vmrs_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = inputs("vmrs_open");
+    assert!(!all.is_empty(), "no seeds: run fuzz/seeds.sh");
+    let mut written = 0;
+    for (p, data) in all {
+        if let Ok(state) = SavedState::from_bytes(&p, data, None) {
+            written += exercise(&state, dir.path());
+        }
+    }
+    // The seeds are valid saved states (fuzz/examples/seeds.rs checks that they open).
+    assert!(written >= 4, "{written} dumps written from the seeds");
+}
+
+#[test]
+fn vsv_bin_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut written = 0;
+    for (p, data) in inputs("vsv_bin_open") {
+        let Some((len, rest)) = data.split_first_chunk::<4>() else {
+            continue;
+        };
+        let split = (u32::from_le_bytes(*len) as usize).min(rest.len());
+        let (vsv, bin) = rest.split_at(split);
+        if let Ok(state) = SavedState::from_bytes(&p, vsv.to_vec(), Some(bin.to_vec())) {
+            written += exercise(&state, dir.path());
+        }
+    }
+    assert!(written >= 2, "{written} dumps written from the seeds");
+}
+
+#[test]
+fn ram_block() {
+    for (_, data) in inputs("ram_block") {
+        let _ = vm2dmp::fuzzing::decode_ram_block(&data);
+    }
+}
+
+#[test]
+fn partition_state() {
+    for (_, data) in inputs("partition_state") {
+        let _ = vm2dmp::fuzzing::parse_partition_state(&data);
+    }
+}
+
+#[test]
+fn kdump_parse() {
+    for (p, data) in inputs("kdump_parse") {
+        let Ok(dump) = KernelDump::parse(&data) else {
+            continue;
+        };
+        let count = dump.present_page_count();
+        let listed: Vec<u64> = dump.present_pfns().take(1000).collect();
+        if count < 1000 {
+            assert_eq!(listed.len() as u64, count, "{}", p.display());
+        }
+        for pfn in listed.into_iter().take(16) {
+            assert!(dump.page(&data, pfn).is_ok(), "{}", p.display());
+        }
+    }
+}
+
+#[test]
+fn xpress() {
+    for (_, data) in inputs("xpress") {
+        let Some((&mode, rest)) = data.split_first() else {
+            continue;
+        };
+        if mode & 1 == 0 {
+            let Some((len, src)) = rest.split_first_chunk::<2>() else {
+                continue;
+            };
+            let mut out = vec![0u8; usize::from(u16::from_le_bytes(*len))];
+            let _ = vm2dmp_xpress::decompress_into(src, &mut out);
+        } else {
+            let mut stream = Vec::new();
+            vm2dmp_xpress::compress(rest, &mut stream);
+            let mut back = vec![0u8; rest.len()];
+            vm2dmp_xpress::decompress_into(&stream, &mut back).unwrap();
+            assert_eq!(back, rest);
+        }
+    }
+}
+
+#[test]
+fn page_tables() {
+    use vm2dmp::{check_dtb, read_virt, translate, Dtb, Paging, PhysMem};
+    struct Image<'a>(&'a [u8]);
+    impl PhysMem for Image<'_> {
+        fn read_phys(&self, gpa: u64, buf: &mut [u8]) -> bool {
+            let Some(src) = usize::try_from(gpa)
+                .ok()
+                .and_then(|s| self.0.get(s..s.checked_add(buf.len())?))
+            else {
+                return false;
+            };
+            buf.copy_from_slice(src);
+            true
+        }
+        fn is_ram(&self, gpa: u64) -> bool {
+            gpa < self.0.len() as u64
+        }
+    }
+    let mut valid = 0;
+    for (_, data) in inputs("page_tables") {
+        if data.len() < 17 {
+            continue;
+        }
+        let paging =
+            [Paging::Bits32, Paging::Pae, Paging::Long4, Paging::Long5][usize::from(data[0] & 3)];
+        let dtb = Dtb::new(paging, u64::from_le_bytes(data[1..9].try_into().unwrap()));
+        let va = u64::from_le_bytes(data[9..17].try_into().unwrap());
+        let mem = Image(&data[17..]);
+        let _ = translate(&mem, dtb, va);
+        let mut buf = [0u8; 64];
+        let _ = read_virt(&mem, dtb, va, &mut buf);
+        if check_dtb(&mem, dtb).valid {
+            valid += 1;
+        }
+    }
+    // The seeds are built to pass (fuzz/examples/seeds.rs).
+    assert!(valid >= 3, "{valid} valid page-table roots among the seeds");
+}
