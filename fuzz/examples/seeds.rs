@@ -163,6 +163,89 @@ fn page_table_seed(mode: u8, va: u64, tables: &[(u64, u64, u64, usize)]) -> Vec<
     s
 }
 
+/// Input of the `kernel` target: mode 0 (x64), CR3, IDTR base, GS, kernel GS and FS bases,
+/// then guest memory with page tables, a minimal kernel image and an IDT.
+fn kernel_seed() -> Vec<u8> {
+    const KERNEL: u64 = 0xFFFF_F800_0000_0000;
+    let mut m = vec![0u8; 0xE000];
+    let mut put = |at: usize, b: &[u8]| m[at..at + b.len()].copy_from_slice(b);
+    let e = |v: u64| v.to_le_bytes();
+    // Page tables: PML4 0x1000, kernel space through 0x2000/0x3000/0x4000, KUSER_SHARED_DATA
+    // through 0x5000/0x6000/0x7000 to page 0x8000.
+    put(0x1000 + 0x1F0 * 8, &e(0x2003));
+    put(0x1000 + 0x1EF * 8, &e(0x5003));
+    put(0x2000, &e(0x3003));
+    put(0x3000, &e(0x4003));
+    put(0x5000, &e(0x6003));
+    put(0x6000, &e(0x7003));
+    put(0x7000, &e(0x8003));
+    for (i, page) in [0x9000u64, 0xA000, 0xB000, 0xC000].iter().enumerate() {
+        put(0x4000 + i * 8, &e(page | 3)); // image: KERNEL .. KERNEL + 0x4000
+    }
+    put(0x4000 + 16 * 8, &e(0xD003)); // IDT at KERNEL + 0x10000
+                                      // PE headers at 0x9000.
+    let h = 0x9000;
+    put(h, b"MZ");
+    put(h + 0x3C, &0x80u32.to_le_bytes());
+    put(h + 0x80, b"PE\0\0");
+    let fh = h + 0x84;
+    put(fh, &0x8664u16.to_le_bytes());
+    put(fh + 2, &2u16.to_le_bytes());
+    put(fh + 16, &0xF0u16.to_le_bytes());
+    let opt = fh + 20;
+    put(opt, &0x20Bu16.to_le_bytes());
+    put(opt + 56, &0x4000u32.to_le_bytes());
+    put(opt + 108, &16u32.to_le_bytes());
+    put(opt + 112, &0x3000u32.to_le_bytes());
+    put(opt + 116, &0x100u32.to_le_bytes());
+    let sec = opt + 0xF0;
+    for (i, (name, rva, ch)) in [
+        (b".text\0\0\0", 0x1000u32, 0x6000_0020u32),
+        (b".data\0\0\0", 0x2000, 0xC000_0040),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let s = sec + i * 40;
+        put(s, *name);
+        put(s + 8, &0x1000u32.to_le_bytes());
+        put(s + 12, &rva.to_le_bytes());
+        put(s + 16, &0x1000u32.to_le_bytes());
+        put(s + 36, &ch.to_le_bytes());
+    }
+    // .data: NtBuildNumber (19041, free build).
+    put(0xA000 + 0x1000, &0xF000_4A61u32.to_le_bytes());
+    // Export directory at RVA 0x3000 (0xC000).
+    let x = 0xC000;
+    put(x + 12, &0x3080u32.to_le_bytes());
+    put(x + 20, &1u32.to_le_bytes());
+    put(x + 24, &1u32.to_le_bytes());
+    put(x + 28, &0x30C0u32.to_le_bytes());
+    put(x + 32, &0x30D0u32.to_le_bytes());
+    put(x + 36, &0x30E0u32.to_le_bytes());
+    put(x + 0x80, b"ntoskrnl.exe\0");
+    put(x + 0xC0, &0x2000u32.to_le_bytes());
+    put(x + 0xD0, &0x30F0u32.to_le_bytes());
+    put(x + 0xF0, b"NtBuildNumber\0");
+    // IDT at 0xD000: 48 present interrupt gates into .text.
+    for v in 0..48u64 {
+        let target = KERNEL + 0x1000 + v * 16;
+        let mut g = [0u8; 16];
+        g[0..2].copy_from_slice(&(target as u16).to_le_bytes());
+        g[2..4].copy_from_slice(&0x10u16.to_le_bytes());
+        g[5] = 0x8E;
+        g[6..8].copy_from_slice(&((target >> 16) as u16).to_le_bytes());
+        g[8..12].copy_from_slice(&((target >> 32) as u32).to_le_bytes());
+        put(0xD000 + v as usize * 16, &g);
+    }
+    let mut s = vec![0u8];
+    for r in [0x1000u64, KERNEL + 0x10000, 0, 0, 0] {
+        s.extend_from_slice(&r.to_le_bytes());
+    }
+    s.extend_from_slice(&m);
+    s
+}
+
 fn main() -> Result<()> {
     let fuzz = Path::new(env!("CARGO_MANIFEST_DIR"));
     let sample = fuzz.join("../testdata/hyperv-sample");
@@ -273,7 +356,7 @@ fn main() -> Result<()> {
             pair.extend_from_slice(&b);
             seeds.put("vsv_bin_open", name, &pair)?;
         }
-        if *name != "fill-runs" {
+        if matches!(*name, "multipage" | "two-ranges") {
             let (ps, _) = vm2dmp_synth::partition_state(vm, false);
             seeds.put("partition_state", name, &ps)?;
         }
@@ -298,8 +381,6 @@ fn main() -> Result<()> {
     let runs = [MemoryRun::new(0, 3), MemoryRun::new(0x10, 2)];
     for (name, arch, bitmap) in [
         ("x64-full", Arch::X64, false),
-        ("x64-bitmap", Arch::X64, true),
-        ("x86-full", Arch::X86 { pae: false }, false),
         ("x86pae-bitmap", Arch::X86 { pae: true }, true),
     ] {
         let layout = if bitmap {
@@ -399,6 +480,23 @@ fn main() -> Result<()> {
             ],
         ),
     )?;
+
+    // Kernel discovery: an x64 address space whose IDT points into a small PE image that
+    // exports itself as ntoskrnl.exe, with an NtBuildNumber export.
+    let seed = kernel_seed();
+    let state = vm2dmp::SavedState::from_bytes(
+        Path::new("kernel.vmrs"),
+        vm2dmp_fuzz::KernelTemplate::new().build(&seed).unwrap(),
+        None,
+    )?;
+    let k = vm2dmp::discover_kernel(&state, None);
+    assert!(
+        k.image.is_some(),
+        "the kernel seed must be found: {:?}",
+        k.notes
+    );
+    assert_eq!(k.build.value, Some(19041), "{:?}", k.build);
+    seeds.put("kernel", "x64-ntoskrnl", &seed)?;
 
     println!("total {} bytes", seeds.total);
     assert!(seeds.total < 1 << 20, "seeds must stay below 1 MiB");

@@ -75,7 +75,7 @@ const MAX_CONVERTED_GPA_PAGE: u64 = 1 << 20;
 
 /// Converts a small guest in every layout (this also runs the guest kernel discovery over its
 /// memory) and checks each dump against the saved state: whatever converts must verify.
-fn convert_and_verify(state: &SavedState) {
+pub fn convert_and_verify(state: &SavedState) {
     use vm2dmp::{convert, verify, Cancel, ConvertOptions, DumpFile, DumpFormat, NoProgress};
     let end = state.memory_ranges().last().map_or(0, |r| r.gpa_page_end());
     if state.ram_pages() > MAX_CONVERTED_PAGES || end > MAX_CONVERTED_GPA_PAGE {
@@ -267,4 +267,90 @@ fn fix_key_table(d: &mut [u8], off: u64, size: u64) {
         KeyTableHeader::SIZE as u64,
         KeyTableHeader::CHECKSUM_AT,
     );
+}
+
+/// A 1 MiB x64 saved state with one vCPU, whose guest memory and vCPU registers the `kernel`
+/// target overwrites in place (RAM block and partition_state are file objects, which no
+/// checksum covers).
+pub struct KernelTemplate {
+    pub bytes: Vec<u8>,
+    /// Offset of guest-physical address 0 (the raw 1 MiB RAM block).
+    pub ram: usize,
+    /// Bodies of the control, segment, table and virtual-MSR chunks of VP 0.
+    pub control: usize,
+    pub segments: usize,
+    pub tables: usize,
+    pub msrs: usize,
+}
+
+impl KernelTemplate {
+    /// Bytes of the input's register header: mode, CR3, IDTR base, GS base, kernel GS base,
+    /// FS base.
+    pub const HEADER: usize = 1 + 5 * 8;
+
+    pub fn new() -> Self {
+        use vm2dmp_formats::partition::chunk;
+        use vm2dmp_synth::{BlockEncoding, FlatImage, SynthVm, SynthVp};
+        let mut vm = SynthVm::with_ram_mib(1)
+            .with_pages(FlatImage::new(vec![0x5A; 4096]))
+            .with_vps(vec![SynthVp::x64_long_mode(0, 0x1000, 0, 0)])
+            .with_encoding(BlockEncoding::RawBlock);
+        vm.vmrs.device_keys = false;
+        let dir = std::env::temp_dir().join(format!("vm2dmp-fuzz-template-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temporary directory");
+        let path = dir.join("template.vmrs");
+        let layout = vm2dmp_synth::write_vmrs(&vm, &path).expect("template written");
+        let bytes = std::fs::read(&path).expect("template read");
+        let _ = std::fs::remove_dir_all(&dir);
+        let block = &layout.ram_blocks[0];
+        assert!(block.raw && block.value_size == BLOCK_SIZE as u64);
+        let body = |id| layout.chunk_offset(id, Some(0)).expect("chunk of VP 0") as usize + 16;
+        Self {
+            ram: block.value_offset as usize,
+            control: body(chunk::CONTROL_REGISTERS),
+            segments: body(chunk::SEGMENT_REGISTERS),
+            tables: body(chunk::TABLE_REGISTERS),
+            msrs: body(chunk::VIRTUAL_MSRS),
+            bytes,
+        }
+    }
+
+    /// The template with `input` applied: its header sets the paging mode (bits 0-1 of the
+    /// first byte: long mode, 5-level long mode, PAE, 32-bit) and registers; the rest is guest
+    /// memory from address 0 (at most 1 MiB; the remainder reads as zero).
+    pub fn build(&self, input: &[u8]) -> Option<Vec<u8>> {
+        let (head, mem) = input.split_at_checked(Self::HEADER)?;
+        let q = |i: usize| u64::from_le_bytes(head[1 + i * 8..9 + i * 8].try_into().unwrap());
+        let mut d = self.bytes.clone();
+        let put =
+            |d: &mut Vec<u8>, at: usize, v: u64| d[at..at + 8].copy_from_slice(&v.to_le_bytes());
+        const PG_PE: u64 = 1 << 31 | 1;
+        const PAE: u64 = 1 << 5;
+        const LA57: u64 = 1 << 12;
+        const LMA_LME: u64 = 1 << 10 | 1 << 8;
+        let (cr0, cr4, efer) = match head[0] & 3 {
+            0 => (PG_PE, PAE, LMA_LME),
+            1 => (PG_PE, PAE | LA57, LMA_LME),
+            2 => (PG_PE, PAE, 0),
+            _ => (PG_PE, 0, 0),
+        };
+        put(&mut d, self.control, cr0);
+        put(&mut d, self.control + 16, q(0));
+        put(&mut d, self.control + 24, cr4);
+        put(&mut d, self.control + 40, efer);
+        put(&mut d, self.tables + 8, q(1));
+        put(&mut d, self.segments + 5 * 16, q(2));
+        put(&mut d, self.msrs + 8, q(3));
+        put(&mut d, self.segments + 4 * 16, q(4));
+        let n = mem.len().min(BLOCK_SIZE);
+        d[self.ram..self.ram + n].copy_from_slice(&mem[..n]);
+        d[self.ram + n..self.ram + BLOCK_SIZE].fill(0);
+        Some(d)
+    }
+}
+
+impl Default for KernelTemplate {
+    fn default() -> Self {
+        Self::new()
+    }
 }

@@ -196,3 +196,66 @@ fn page_tables() {
     // The seeds are built to pass (fuzz/examples/seeds.rs).
     assert!(valid >= 3, "{valid} valid page-table roots among the seeds");
 }
+
+/// The `kernel` target's saved state: `vm2dmp_fuzz::KernelTemplate` in `fuzz/src/lib.rs`
+/// (a 1 MiB x64 state, one vCPU, raw RAM block), with the input's registers and memory.
+fn kernel_state(input: &[u8]) -> Option<SavedState> {
+    use vm2dmp_synth::{BlockEncoding, FlatImage, SynthVm, SynthVp};
+    let (head, mem) = input.split_at_checked(41)?;
+    let mut vm = SynthVm::with_ram_mib(1)
+        .with_pages(FlatImage::new(vec![0x5A; 4096]))
+        .with_vps(vec![SynthVp::x64_long_mode(0, 0x1000, 0, 0)])
+        .with_encoding(BlockEncoding::RawBlock);
+    vm.vmrs.device_keys = false;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kernel.vmrs");
+    let layout = vm2dmp_synth::write_vmrs(&vm, &path).unwrap();
+    let mut d = std::fs::read(&path).unwrap();
+    let body = |id| layout.chunk_offset(id, Some(0)).unwrap() as usize + 16;
+    use vm2dmp_formats::partition::chunk;
+    let (control, segments, tables, msrs) = (
+        body(chunk::CONTROL_REGISTERS),
+        body(chunk::SEGMENT_REGISTERS),
+        body(chunk::TABLE_REGISTERS),
+        body(chunk::VIRTUAL_MSRS),
+    );
+    let q = |i: usize| u64::from_le_bytes(head[1 + i * 8..9 + i * 8].try_into().unwrap());
+    let mut put = |at: usize, v: u64| d[at..at + 8].copy_from_slice(&v.to_le_bytes());
+    let (cr0, cr4, efer): (u64, u64, u64) = match head[0] & 3 {
+        0 => (1 << 31 | 1, 1 << 5, 1 << 10 | 1 << 8),
+        1 => (1 << 31 | 1, 1 << 5 | 1 << 12, 1 << 10 | 1 << 8),
+        2 => (1 << 31 | 1, 1 << 5, 0),
+        _ => (1 << 31 | 1, 0, 0),
+    };
+    put(control, cr0);
+    put(control + 16, q(0));
+    put(control + 24, cr4);
+    put(control + 40, efer);
+    put(tables + 8, q(1));
+    put(segments + 5 * 16, q(2));
+    put(msrs + 8, q(3));
+    put(segments + 4 * 16, q(4));
+    let ram = layout.ram_blocks[0].value_offset as usize;
+    let n = mem.len().min(BLOCK_SIZE);
+    d[ram..ram + n].copy_from_slice(&mem[..n]);
+    d[ram + n..ram + BLOCK_SIZE].fill(0);
+    SavedState::from_bytes(Path::new("kernel.vmrs"), d, None).ok()
+}
+
+#[test]
+fn kernel() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut found = 0;
+    for (p, data) in inputs("kernel") {
+        let Some(state) = kernel_state(&data) else {
+            continue;
+        };
+        let k = vm2dmp::discover_kernel(&state, None);
+        let _ = vm2dmp::dump_patched_pages(&state, None);
+        if k.image.is_some() {
+            found += 1;
+            assert!(exercise(&state, dir.path()) > 0, "{}", p.display());
+        }
+    }
+    assert!(found >= 1, "the kernel seed is found");
+}
