@@ -5,6 +5,10 @@
 # which Miri does not interpret.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if ! cargo +nightly --version >/dev/null 2>&1; then
+    echo "fuzz/miri.sh: Miri needs a nightly toolchain (cargo +nightly), and there is none" >&2
+    exit 1
+fi
 if ! cargo +nightly miri --version >/dev/null 2>&1; then
     rustup component add --toolchain nightly miri rust-src
 fi
