@@ -95,8 +95,14 @@ pub fn convert_and_verify(state: &SavedState) {
             force: true,
             ..ConvertOptions::default()
         };
+        let _ = std::fs::remove_file(&out);
         if convert(state, &out, &opts, &NoProgress, &Cancel::new()).is_err() {
-            assert!(!out.exists(), "a failed conversion left its output");
+            let left: Vec<_> = std::fs::read_dir(&dir)
+                .expect("temporary directory")
+                .flatten()
+                .map(|e| e.file_name())
+                .collect();
+            assert!(left.is_empty(), "a failed conversion left {left:?}");
             continue;
         }
         let dump = DumpFile::open(&out).expect("a dump we wrote must parse");
