@@ -344,8 +344,13 @@ fn plan(
                 if cancel.is_cancelled() {
                     return Err(Error::Cancelled);
                 }
+                let spans = state.block_spans(n);
+                if spans.is_empty() {
+                    // Stored but outside every memory range: not part of the dump.
+                    return Ok(());
+                }
                 let zero = state.zero_pages(n)?;
-                for span in state.block_spans(n) {
+                for span in spans {
                     for i in 0..span.pages {
                         if is_set(&zero, span.page_in_block + i) {
                             present.clear(span.gpa_page + i as u64);

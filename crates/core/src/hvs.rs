@@ -33,7 +33,7 @@ pub struct ReplayLogStatus {
 pub(crate) struct HvsFile {
     pub header: FileHeader,
     pub replay: ReplayLogStatus,
-    keys: HashMap<String, Vec<Value>>,
+    keys: KeyTree,
 }
 
 /// A key entry before its path is known.
@@ -110,7 +110,7 @@ impl HvsFile {
         for (index, (_, offset, size)) in table_list {
             parse_key_table(file, &file_objects, index, offset, size, &mut raw_keys)?;
         }
-        let keys = build_paths(file, &raw_keys)?;
+        let keys = build_tree(file, raw_keys)?;
         Ok(Self {
             header,
             replay: status,
@@ -121,10 +121,10 @@ impl HvsFile {
     /// The value at `path` (e.g. `/savedstate/RamBlock0`); `Ok(None)` if absent, an error if
     /// several siblings share the path.
     pub fn value(&self, file: &InputFile, path: &str) -> Result<Option<Value>> {
-        match self.keys.get(path).map(Vec::as_slice) {
-            None | Some([]) => Ok(None),
-            Some([v]) => Ok(Some(*v)),
-            Some([v, ..]) => Err(file.ctx.corrupt(
+        match self.keys.lookup(file, path)?.as_slice() {
+            [] => Ok(None),
+            [v] => Ok(Some(*v)),
+            [v, ..] => Err(file.ctx.corrupt(
                 "key table entry",
                 v.entry_offset,
                 format!("ambiguous key {path}: several entries share this path"),
@@ -242,6 +242,27 @@ fn apply_replay_log(
     };
     if h.current_entries == 0 || !replay {
         return Ok(status);
+    }
+    // Each entry's data is its own stretch of the log: entries sharing data would let a small
+    // log stand for any amount of replayed bytes.
+    let mut data: Vec<(u64, u64, u64)> = (0..u64::from(h.current_entries))
+        .filter_map(|i| {
+            let eo = log_off + ReplayLogHeader::SIZE as u64 + i * ReplayLogEntry::SIZE as u64;
+            let eb = file
+                .bytes(eo, ReplayLogEntry::SIZE as u64, "replay log entry")
+                .ok()?;
+            ReplayLogEntry::parse(&eb).map(|e| (e.data_offset, u64::from(e.size), eo))
+        })
+        .collect();
+    data.sort_unstable();
+    for w in data.windows(2) {
+        if w[0].0.saturating_add(w[0].1) > w[1].0 {
+            return Err(ctx.corrupt(
+                "replay log entry",
+                w[1].2,
+                "pending entries overlap each other's data in the log",
+            ));
+        }
     }
     let mut patches = Vec::with_capacity(h.current_entries as usize);
     for i in 0..u64::from(h.current_entries) {
@@ -586,67 +607,130 @@ fn parse_key_table(
     Ok(())
 }
 
-fn build_paths(
-    file: &InputFile,
-    raw: &HashMap<(u16, u32), RawKey>,
-) -> Result<HashMap<String, Vec<Value>>> {
+/// The key tree: every entry once, its children indexed by name. Paths are resolved by walking
+/// the tree, never stored whole, so memory stays proportional to the key tables.
+#[derive(Debug, Default)]
+struct KeyTree {
+    root: HashMap<String, Vec<usize>>,
+    nodes: Vec<KeyNode>,
+}
+
+#[derive(Debug)]
+struct KeyNode {
+    value: Value,
+    children: HashMap<String, Vec<usize>>,
+}
+
+impl KeyTree {
+    /// The entries at `path`; an error if an intermediate component is ambiguous.
+    fn lookup(&self, file: &InputFile, path: &str) -> Result<Vec<Value>> {
+        let mut level = &self.root;
+        let mut parts = path.split('/').filter(|c| !c.is_empty()).peekable();
+        while let Some(name) = parts.next() {
+            let found = level.get(name).map(Vec::as_slice).unwrap_or(&[]);
+            if parts.peek().is_none() {
+                return Ok(found.iter().map(|&i| self.nodes[i].value).collect());
+            }
+            match found {
+                [] => return Ok(Vec::new()),
+                [i] => level = &self.nodes[*i].children,
+                [i, ..] => {
+                    return Err(file.ctx.corrupt(
+                        "key table entry",
+                        self.nodes[*i].value.entry_offset,
+                        format!(
+                            "ambiguous key {path}: several entries named {name} share a parent"
+                        ),
+                    ))
+                }
+            }
+        }
+        Ok(Vec::new())
+    }
+}
+
+fn build_tree(file: &InputFile, raw: HashMap<(u16, u32), RawKey>) -> Result<KeyTree> {
     let ctx = &file.ctx;
-    let mut memo: HashMap<(u16, u32), String> = HashMap::with_capacity(raw.len());
-    let mut out: HashMap<String, Vec<Value>> = HashMap::with_capacity(raw.len());
-    let mut sorted: Vec<&RawKey> = raw.values().collect();
-    sorted.sort_by_key(|k| (k.table_index, k.offset_in_table));
-    for key in sorted {
-        let mut chain = vec![key];
-        let mut cur = key;
-        let prefix = loop {
-            let parent = (cur.header.parent_table, cur.header.parent_offset);
-            if parent == (0, 0) {
-                break String::new();
+    let mut keys: Vec<RawKey> = raw.into_values().collect();
+    keys.sort_by_key(|k| (k.table_index, k.offset_in_table));
+    let index: HashMap<(u16, u32), usize> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| ((k.table_index, k.offset_in_table), i))
+        .collect();
+    let entry_at = |k: &RawKey| k.value.map_or(0, |v| v.entry_offset);
+    // Parent of every key (None: a child of the root), checked to exist and to be a node.
+    let mut parents: Vec<Option<usize>> = Vec::with_capacity(keys.len());
+    for k in &keys {
+        let parent = (k.header.parent_table, k.header.parent_offset);
+        if parent == (0, 0) {
+            parents.push(None);
+            continue;
+        }
+        let p = *index.get(&parent).ok_or_else(|| {
+            ctx.corrupt(
+                "key table entry",
+                entry_at(k),
+                format!(
+                    "key {} names a parent (table {}, offset {:#x}) that does not exist",
+                    k.name, parent.0, parent.1
+                ),
+            )
+        })?;
+        if keys[p].header.key_type != key_type::NODE {
+            return Err(ctx.corrupt(
+                "key table entry",
+                entry_at(k),
+                format!("parent of key {} is not a node", k.name),
+            ));
+        }
+        parents.push(Some(p));
+    }
+    // Depth of every key, iteratively with memory: a chain longer than MAX_KEY_DEPTH is a
+    // cycle or absurd nesting.
+    let mut depth: Vec<Option<usize>> = vec![None; keys.len()];
+    for start in 0..keys.len() {
+        let mut chain = Vec::new();
+        let mut cur = Some(start);
+        let base = loop {
+            match cur {
+                None => break 0,
+                Some(i) => {
+                    if let Some(d) = depth[i] {
+                        break d;
+                    }
+                    if chain.len() >= MAX_KEY_DEPTH {
+                        return Err(ctx.corrupt(
+                            "key table entry",
+                            entry_at(&keys[start]),
+                            "key parents form a cycle or nest too deep",
+                        ));
+                    }
+                    chain.push(i);
+                    cur = parents[i];
+                }
             }
-            if let Some(p) = memo.get(&parent) {
-                break p.clone();
-            }
-            let entry_at = cur.value.map_or(0, |v| v.entry_offset);
-            let p = raw.get(&parent).ok_or_else(|| {
-                ctx.corrupt(
-                    "key table entry",
-                    entry_at,
-                    format!(
-                        "key {} names a parent (table {}, offset {:#x}) that does not exist",
-                        cur.name, parent.0, parent.1
-                    ),
-                )
-            })?;
-            if p.header.key_type != key_type::NODE {
-                return Err(ctx.corrupt(
-                    "key table entry",
-                    entry_at,
-                    format!("parent of key {} is not a node", cur.name),
-                ));
-            }
-            if chain.len() >= MAX_KEY_DEPTH {
-                return Err(ctx.corrupt(
-                    "key table entry",
-                    entry_at,
-                    "key parents form a cycle or nest too deep",
-                ));
-            }
-            chain.push(p);
-            cur = p;
         };
-        let mut path = prefix;
-        for k in chain.iter().rev() {
-            path.push('/');
-            path.push_str(&k.name);
-            memo.insert((k.table_index, k.offset_in_table), path.clone());
+        for (n, &i) in chain.iter().rev().enumerate() {
+            depth[i] = Some(base + n + 1);
         }
     }
-    for key in raw.values() {
-        if let (Some(path), Some(v)) =
-            (memo.get(&(key.table_index, key.offset_in_table)), key.value)
-        {
-            out.entry(path.clone()).or_default().push(v);
-        }
+    let mut tree = KeyTree::default();
+    let mut names = Vec::with_capacity(keys.len());
+    for k in keys {
+        let Some(value) = k.value else { continue };
+        tree.nodes.push(KeyNode {
+            value,
+            children: HashMap::new(),
+        });
+        names.push(k.name);
     }
-    Ok(out)
+    for (i, name) in names.into_iter().enumerate() {
+        let level = match parents[i] {
+            None => &mut tree.root,
+            Some(p) => &mut tree.nodes[p].children,
+        };
+        level.entry(name).or_default().push(i);
+    }
+    Ok(tree)
 }

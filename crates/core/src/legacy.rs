@@ -67,6 +67,41 @@ impl LegacyFile {
             u64::from(h.strings_used),
             "legacy string table",
         )?;
+        // Names and stored values each occupy their own bytes (the writer packs them back to
+        // back): overlapping ones would let a small file stand for any amount of data.
+        let mut name_ranges: Vec<(u64, u64, u64)> = Vec::new();
+        let mut value_ranges: Vec<(u64, u64, u64)> = vec![
+            (h.index_offset, index_len, h.index_offset),
+            (
+                h.strings_offset,
+                u64::from(h.strings_allocated),
+                h.strings_offset,
+            ),
+        ];
+        for (i, sb) in index.chunks_exact(Slot::SIZE).enumerate() {
+            let at = h.index_offset + (i * Slot::SIZE) as u64;
+            if let Some(s) = Slot::parse(sb).filter(|s| !s.is_unused()) {
+                name_ranges.push((u64::from(s.name_offset), u64::from(s.name_size), at));
+                if !s.is_inline() {
+                    value_ranges.push((s.offset_or_inline, u64::from(s.allocated), at));
+                }
+            }
+        }
+        for (ranges, what) in [(&mut name_ranges, "names"), (&mut value_ranges, "values")] {
+            ranges.sort_unstable();
+            for w in ranges.windows(2) {
+                if w[0].0.saturating_add(w[0].1) > w[1].0 {
+                    return Err(ctx.corrupt(
+                        "legacy index slot",
+                        w[1].2,
+                        format!(
+                            "{what} overlap: {:#x}+{:#x} and {:#x}+{:#x}",
+                            w[0].0, w[0].1, w[1].0, w[1].1
+                        ),
+                    ));
+                }
+            }
+        }
         let mut values = HashMap::new();
         for (i, sb) in index.chunks_exact(Slot::SIZE).enumerate() {
             let at = h.index_offset + (i * Slot::SIZE) as u64;

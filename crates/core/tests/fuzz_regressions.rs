@@ -266,7 +266,6 @@ fn kernel() {
 /// memory range (the map covers 160 pages of block 0). Full and bitmap conversions ignore the
 /// block; `--skip-zero` reads the zero pages of every block (convert.rs `plan`) and fails.
 #[test]
-#[ignore = "convert.rs plan: skip_zero reads blocks that no memory range references"]
 fn skip_zero_ignores_unreferenced_blocks() {
     let data = std::fs::read(
         root().join("testdata/fuzz-regressions/vsv_bin_open/skip-zero-unreferenced-corrupt-block"),

@@ -2,7 +2,7 @@
 //! stay within a budget proportional to the input. Memory is measured with a counting global
 //! allocator (peak bytes live at once), one test at a time.
 //!
-//! Tests marked `#[ignore]` describe limits the reader does not enforce yet; each names the
+//! Tests marked `#[ignore]` (none at present) describe limits the reader does not enforce yet; each names the
 //! check that is missing. Run them with `cargo test -p vm2dmp --test malformed_resources --
 //! --ignored`.
 
@@ -148,17 +148,23 @@ fn shared_replay_data(n: usize, size: usize) -> Vec<u8> {
 }
 
 #[test]
-fn replay_entries_build_the_expected_file() {
-    // The construction itself is valid: a few shared entries replay to the same file.
+fn replay_entries_sharing_data_are_refused() {
+    // Entries sharing their data in the log are refused before anything is copied; one entry
+    // alone replays.
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let d = shared_replay_data(4, 4096);
-    let state = open_bytes("dirty.vmrs", d, None).unwrap();
-    assert_eq!(state.replay_log().pending_entries, 4);
+    let e = open_bytes("dirty.vmrs", shared_replay_data(4, 4096), None)
+        .err()
+        .unwrap();
+    assert!(
+        e.contains("replay log entry") && e.contains("overlap"),
+        "{e}"
+    );
+    let state = open_bytes("dirty.vmrs", shared_replay_data(1, 4096), None).unwrap();
+    assert_eq!(state.replay_log().pending_entries, 1);
     assert!(state.replay_log().replayed);
 }
 
 #[test]
-#[ignore = "hvs.rs apply_replay_log: pending entries may share log data; memory grows as entries x size"]
 fn replay_entries_sharing_data_do_not_multiply_memory() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     // 4,000 entries of 64 KiB: about 170 KiB more file, 250 MiB of copies.
@@ -204,7 +210,6 @@ fn overlapping_names(n: usize, len: usize) -> Vec<u8> {
 }
 
 #[test]
-#[ignore = "legacy.rs LegacyFile::parse: slot names may overlap; memory grows as slots x name length"]
 fn legacy_names_sharing_bytes_do_not_multiply_memory() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     // 4,000 slots over a 60,000-byte name: a 160 KiB file, about 230 MiB of names.
@@ -221,12 +226,23 @@ fn legacy_names_sharing_bytes_do_not_multiply_memory() {
 }
 
 #[test]
-fn legacy_overlapping_names_construction_parses() {
-    // Small version of the file above: it is a valid container (no memory image in it).
+fn legacy_overlapping_names_are_refused() {
+    // Small version of the file above: names sharing bytes are refused; a single name is a
+    // valid container (with no memory image in it).
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let r = open_bytes(
         "names.vsv",
         overlapping_names(3, 20),
+        Some(overlapping_names(1, 4)),
+    );
+    let e = r.err().unwrap();
+    assert!(
+        e.contains("legacy index slot") && e.contains("names overlap"),
+        "{e}"
+    );
+    let r = open_bytes(
+        "names.vsv",
+        overlapping_names(1, 20),
         Some(overlapping_names(1, 4)),
     );
     let e = r.err().unwrap();
@@ -238,7 +254,6 @@ fn legacy_overlapping_names_construction_parses() {
 /// dump). Missing check: values overlapping each other (docs/hyperv-saved-state.md section 8,
 /// item 26; the HVS equivalent is several keys pointing at one file object).
 #[test]
-#[ignore = "legacy.rs LegacyFile::parse: values may overlap (section 8 item 26 of the format doc)"]
 fn legacy_ram_blocks_sharing_one_value_are_rejected() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let mut bin = std::fs::read(sample("test_file.bin")).unwrap();
@@ -305,7 +320,6 @@ fn deep_keys_construction_opens() {
 }
 
 #[test]
-#[ignore = "hvs.rs build_paths: every key's full path is stored; memory grows as keys x path length"]
 fn deep_key_paths_do_not_multiply_memory() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let d = deep_keys(250, 200, 2000);
