@@ -689,7 +689,7 @@ fn build_tree(file: &InputFile, raw: HashMap<(u16, u32), RawKey>) -> Result<KeyT
     // Depth of every key, iteratively with memory: a chain longer than MAX_KEY_DEPTH is a
     // cycle or absurd nesting.
     let mut depth: Vec<Option<usize>> = vec![None; keys.len()];
-    for start in 0..keys.len() {
+    for (start, start_key) in keys.iter().enumerate() {
         let mut chain = Vec::new();
         let mut cur = Some(start);
         let base = loop {
@@ -702,7 +702,7 @@ fn build_tree(file: &InputFile, raw: HashMap<(u16, u32), RawKey>) -> Result<KeyT
                     if chain.len() >= MAX_KEY_DEPTH {
                         return Err(ctx.corrupt(
                             "key table entry",
-                            entry_at(&keys[start]),
+                            entry_at(start_key),
                             "key parents form a cycle or nest too deep",
                         ));
                     }
