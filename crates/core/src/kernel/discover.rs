@@ -62,6 +62,7 @@ pub fn discover_kernel(state: &SavedState, symbols: Option<&Path>) -> KernelInfo
     };
 
     // Candidate address spaces: each vCPU's CR3 that maps kernel space, then a RAM scan.
+    let walk_budget = std::cell::Cell::new(WALK_BUDGET_PAGES);
     let mut tried: Vec<Dtb> = Vec::new();
     let mut found = None;
     for vp in &vps {
@@ -80,7 +81,7 @@ pub fn discover_kernel(state: &SavedState, symbols: Option<&Path>) -> KernelInfo
             ));
             continue;
         }
-        if let Some((img, how)) = find_kernel_image(&mem, dtb, &vps) {
+        if let Some((img, how)) = find_kernel_image(&mem, dtb, &vps, &walk_budget) {
             found = Some((dtb, format!("CR3 of VP {}", vp.index), img, how));
             break;
         }
@@ -101,7 +102,7 @@ pub fn discover_kernel(state: &SavedState, symbols: Option<&Path>) -> KernelInfo
                 continue;
             }
             tried.push(dtb);
-            if let Some((img, how)) = find_kernel_image(&mem, dtb, &vps) {
+            if let Some((img, how)) = find_kernel_image(&mem, dtb, &vps, &walk_budget) {
                 found = Some((
                     dtb,
                     format!("scan of guest RAM for page-table roots ({:#x})", dtb.root),
@@ -434,9 +435,15 @@ fn idt_handlers(vm: &Vm<'_>, idt: u64) -> Vec<u64> {
 }
 
 /// Walks down from `addr` page by page to the headers of the image holding it.
-fn image_below(vm: &Vm<'_>, addr: u64) -> Option<PeImage> {
+/// Page steps all walk-downs of one discovery may take together (8 full 32 MiB walks): guest
+/// IDTs can point every handler of every vCPU at pages that hold no image.
+const WALK_BUDGET_PAGES: u64 = 8 * MAX_WALK_DOWN / 4096;
+
+fn image_below(vm: &Vm<'_>, addr: u64, budget: &std::cell::Cell<u64>) -> Option<PeImage> {
     let mut page = addr & !0xFFF;
     for _ in 0..MAX_WALK_DOWN / 4096 {
+        let left = budget.get().checked_sub(1)?;
+        budget.set(left);
         if vm.u16(page) == Some(0x5A4D) {
             if let Some(img) = PeImage::parse(vm, page) {
                 if img.contains(addr) || is_kernel(&img) {
@@ -453,15 +460,22 @@ fn image_below(vm: &Vm<'_>, addr: u64) -> Option<PeImage> {
 }
 
 /// Finds the kernel image through `dtb`: IDT handlers, then KPCR, then a scan of kernel space.
-fn find_kernel_image(mem: &CachedMem<'_>, dtb: Dtb, vps: &[&VpState]) -> Option<(PeImage, String)> {
+fn find_kernel_image(
+    mem: &CachedMem<'_>,
+    dtb: Dtb,
+    vps: &[&VpState],
+    budget: &std::cell::Cell<u64>,
+) -> Option<(PeImage, String)> {
     let vm = Vm { mem, dtb };
     let mut seen = Vec::new();
+    // Pages a walk-down already started from (vCPUs usually share one IDT).
+    let mut walked = std::collections::HashSet::new();
     let mut try_handlers = |handlers: Vec<u64>, what: &str| -> Option<(PeImage, String)> {
         for h in handlers {
-            if seen.iter().any(|img: &PeImage| img.contains(h)) {
+            if seen.iter().any(|img: &PeImage| img.contains(h)) || !walked.insert(h & !0xFFF) {
                 continue;
             }
-            if let Some(img) = image_below(&vm, h) {
+            if let Some(img) = image_below(&vm, h, budget) {
                 if is_kernel(&img) {
                     return Some((img, format!("{what}: handler {h:#x} lies in the image")));
                 }
