@@ -105,10 +105,19 @@ impl HvsFile {
             }
         }
         let mut raw_keys: HashMap<(u16, u32), RawKey> = HashMap::new();
+        let mut used_objects: HashSet<u64> = HashSet::new();
         let mut table_list: Vec<_> = tables.into_iter().collect();
         table_list.sort_by_key(|(idx, _)| *idx);
         for (index, (_, offset, size)) in table_list {
-            parse_key_table(file, &file_objects, index, offset, size, &mut raw_keys)?;
+            parse_key_table(
+                file,
+                &file_objects,
+                &mut used_objects,
+                index,
+                offset,
+                size,
+                &mut raw_keys,
+            )?;
         }
         let keys = build_tree(file, raw_keys)?;
         Ok(Self {
@@ -445,9 +454,11 @@ fn walk_object_tables(file: &InputFile, header: &FileHeader) -> Result<Vec<Objec
     Ok(objects)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn parse_key_table(
     file: &InputFile,
     file_objects: &HashMap<u64, u32>,
+    used_objects: &mut HashSet<u64>,
     table_index: u16,
     table_off: u64,
     table_size: u32,
@@ -537,7 +548,17 @@ fn parse_key_table(
                     let vsize = le::u32(vb, 0).unwrap_or(0);
                     let foff = le::u64(vb, 4).unwrap_or(0);
                     match file_objects.get(&foff) {
-                        Some(&osize) if vsize <= osize => {}
+                        Some(&osize) if vsize <= osize => {
+                            // One value per file object: keys sharing one would let a small
+                            // file describe any amount of data (e.g. every RAM block).
+                            if !used_objects.insert(foff) {
+                                return Err(ctx.corrupt(
+                                    "key table entry",
+                                    at,
+                                    format!("value of {name} shares the file object at {foff:#x} with another key"),
+                                ));
+                            }
+                        }
                         _ => {
                             return Err(ctx.corrupt(
                                 "key table entry",

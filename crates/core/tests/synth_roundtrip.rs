@@ -254,3 +254,26 @@ proptest! {
         }
     }
 }
+
+/// Two RAM block keys pointing at one file object: a small file describing more RAM than it
+/// stores is refused.
+#[test]
+fn ram_blocks_sharing_a_file_object_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut vm = SynthVm::with_ram_mib(4);
+    vm.vmrs.ram_blocks_always_in_file_objects = true;
+    let p = dir.path().join("shared.vmrs");
+    let layout = write_vmrs(&vm, &p).unwrap();
+    SavedState::open(&p).unwrap();
+    let b0 = layout.key("/savedstate/RamBlock0");
+    let b1 = layout.key("/savedstate/RamBlock1");
+    // The 12-byte pointer of block 1 (u32 size, u64 offset) made to name block 0's object.
+    let (obj0, _) = b0.object.unwrap();
+    vm2dmp_synth::corrupt::set_u64(&p, b1.stored_offset + 4, obj0).unwrap();
+    vm2dmp_synth::corrupt::fix_key_entry_crc(&p, b1.entry_offset).unwrap();
+    let e = SavedState::open(&p).unwrap_err().to_string();
+    assert!(
+        e.contains("key table entry") && e.contains("shares the file object"),
+        "{e}"
+    );
+}
