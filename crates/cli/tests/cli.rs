@@ -276,3 +276,33 @@ fn damaged_inputs_exit_2_with_one_line_naming_file_and_structure() {
         assert!(!dir.path().join("out.dmp").exists());
     }
 }
+
+/// A write error (the file-size limit standing in for a full disk): exit 1, one line, nothing
+/// left under the target name or as a temporary file.
+#[cfg(target_os = "linux")]
+#[test]
+fn write_error_leaves_no_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("full.dmp");
+    let bin = assert_cmd::cargo::cargo_bin("vm2dmp");
+    let script = format!(
+        "trap '' XFSZ; ulimit -f 2048; exec '{}' convert '{}' '{}'",
+        bin.display(),
+        sample("test_file.VMRS").display(),
+        out_path.display()
+    );
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    let errors: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("vm2dmp: error:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    assert!(errors[0].contains("full.dmp"), "{err}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "{err}");
+}

@@ -84,7 +84,7 @@ impl OutputFile {
         };
         out.file()?
             .set_len(size)
-            .map_err(|e| io(&out.temp, "cannot size", e))?;
+            .map_err(|e| io(&out.target, "cannot size the output", e))?;
         Ok(out)
     }
 
