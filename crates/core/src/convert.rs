@@ -379,12 +379,12 @@ pub fn convert(
 ) -> Result<ConvertReport> {
     let started = Instant::now();
     let mut notes = Vec::new();
-    let (arch, info, patches) = header_info(state, opts, &mut notes)?;
     if target.exists() && !opts.force {
         return Err(Error::OutputExists {
             path: target.to_path_buf(),
         });
     }
+    let (arch, info, patches) = header_info(state, opts, &mut notes)?;
     let layout = plan(state, arch, opts, &patches, &mut notes, cancel)?;
     let size = layout.file_size();
     let out = OutputFile::create(target, size, size, opts.force)?;
