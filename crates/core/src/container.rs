@@ -9,6 +9,9 @@ use crate::hvs::HvsFile;
 use crate::input::InputFile;
 use crate::legacy::LegacyFile;
 
+/// Longest string value read (names and versions are a few hundred bytes).
+const MAX_STRING_BYTES: u64 = 64 << 10;
+
 /// Type of a stored value, common to both containers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ValueType {
@@ -93,6 +96,16 @@ impl ContainerFile {
         let Some(v) = self.value(path)? else {
             return Ok(None);
         };
+        if v.len > MAX_STRING_BYTES {
+            return Err(self.file.ctx.corrupt(
+                "key value",
+                v.entry_offset,
+                format!(
+                    "{path} is a {}-byte string (at most {MAX_STRING_BYTES})",
+                    v.len
+                ),
+            ));
+        }
         let b = self.bytes(&v, "key value")?;
         if v.ty != ValueType::String || b.len() % 2 != 0 {
             return Err(self.file.ctx.corrupt(

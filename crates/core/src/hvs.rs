@@ -273,7 +273,7 @@ fn apply_replay_log(
             ));
         }
     }
-    let mut patches = Vec::with_capacity(h.current_entries as usize);
+    let mut patches = Vec::with_capacity((h.current_entries as usize).min(1024));
     for i in 0..u64::from(h.current_entries) {
         let eo = log_off + ReplayLogHeader::SIZE as u64 + i * ReplayLogEntry::SIZE as u64;
         let eb = file.bytes(eo, ReplayLogEntry::SIZE as u64, "replay log entry")?;
@@ -329,12 +329,22 @@ fn walk_object_tables(file: &InputFile, header: &FileHeader) -> Result<Vec<Objec
     let mut objects = Vec::new();
     let mut regions: Vec<(u64, u64, &'static str)> = Vec::new();
     let (mut table, mut size) = (FIRST_OBJECT_TABLE, align);
+    let mut table_bytes = 0u64;
     loop {
         if !seen.insert(table) || seen.len() as u64 > max_tables {
             return Err(ctx.corrupt(
                 "object table",
                 table,
                 "object tables link back to a table already read (loop)",
+            ));
+        }
+        // Distinct tables cannot hold more bytes than the file: this bounds what the walk reads.
+        table_bytes = table_bytes.saturating_add(size);
+        if table_bytes > file.len() {
+            return Err(ctx.corrupt(
+                "object table",
+                table,
+                "object tables add up to more than the file (overlapping tables)",
             ));
         }
         let tb = file.bytes(table, size, "object table")?;

@@ -131,7 +131,8 @@ pub(crate) fn walk_tokens<'a>(
                         format!("sized token out_len {out_len} / in_len {in_len} invalid"),
                     ));
                 }
-                let payload = data.get(pos..pos + in_len as usize).ok_or_else(|| {
+                let end = pos.checked_add(in_len as usize);
+                let payload = end.and_then(|e| data.get(pos..e)).ok_or_else(|| {
                     err(
                         at,
                         format!("sized token payload of {in_len} bytes truncated"),
@@ -142,15 +143,16 @@ pub(crate) fn walk_tokens<'a>(
             }
             token::RAW_PAGE => {
                 let p = data
-                    .get(pos..pos + PAGE_SIZE)
+                    .get(pos..pos.saturating_add(PAGE_SIZE))
                     .ok_or_else(|| err(at, "raw page truncated"))?;
                 pos += PAGE_SIZE;
                 PageToken::Raw(p)
             }
             1..=token::MAX_COMPRESSED_PAGE => {
                 let n = t as usize;
-                let p = data
-                    .get(pos..pos + n)
+                let p = pos
+                    .checked_add(n)
+                    .and_then(|end| data.get(pos..end))
                     .ok_or_else(|| err(at, format!("compressed page of {n} bytes truncated")))?;
                 pos += n;
                 PageToken::Compressed(p)

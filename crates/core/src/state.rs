@@ -18,6 +18,8 @@ use crate::vcpu::{self, Architecture, PagingMode, PartitionState, VpState};
 
 /// Highest guest page number we accept (52-bit physical addresses).
 const MAX_GPA_PAGE: u64 = 1 << 40;
+/// Largest `partition_state` value read (real ones hold about 12 KiB per vCPU).
+const MAX_PARTITION_STATE: u64 = 64 << 20;
 /// Decoded blocks kept for `read_phys`.
 const CACHED_BLOCKS: usize = 8;
 
@@ -140,6 +142,8 @@ pub struct SavedState {
     flavour: KeyFlavour,
     vm_version: Option<u32>,
     ranges: Vec<MemoryRange>,
+    /// Indices into `ranges`, ordered by position in the saved RAM.
+    by_raw: Vec<usize>,
     blocks: Vec<Value>,
     partition: PartitionState,
     cache: Mutex<Vec<(u64, Box<[u8]>)>>,
@@ -320,6 +324,16 @@ impl SavedState {
                 "value is not binary",
             ));
         }
+        if ps_value.len > MAX_PARTITION_STATE {
+            return Err(ctx.corrupt(
+                "partition_state",
+                ps_value.offset,
+                format!(
+                    "{} bytes, more than the {MAX_PARTITION_STATE} this reader accepts",
+                    ps_value.len
+                ),
+            ));
+        }
         let ps_bytes = main.bytes(&ps_value, "partition_state")?;
         let partition = vcpu::parse(&ctx, &ps_bytes, ps_value.offset)?;
         drop(ps_bytes);
@@ -366,6 +380,11 @@ impl SavedState {
             bin,
             flavour,
             vm_version,
+            by_raw: {
+                let mut v: Vec<usize> = (0..ranges.len()).collect();
+                v.sort_by_key(|&i| ranges[i].raw_page_start);
+                v
+            },
             ranges,
             blocks,
             partition,
@@ -556,7 +575,16 @@ impl SavedState {
         let first = n as u64 * PAGES_PER_BLOCK as u64;
         let last = first + PAGES_PER_BLOCK as u64;
         let mut v = Vec::new();
-        for r in &self.ranges {
+        // Ranges do not overlap in the saved RAM: the ones touching this block are adjacent in
+        // raw order, found by binary search.
+        let start = self.by_raw.partition_point(|&i| {
+            self.ranges[i].raw_page_start + self.ranges[i].page_count <= first
+        });
+        for r in self.by_raw[start..]
+            .iter()
+            .map(|&i| &self.ranges[i])
+            .take_while(|r| r.raw_page_start < last)
+        {
             let s = r.raw_page_start.max(first);
             let e = (r.raw_page_start + r.page_count).min(last);
             if s < e {
@@ -609,11 +637,11 @@ impl SavedState {
             .main
             .value(&self.flavour.saved_vm("guest_crash_msrs"))?
         {
-            Some(v) => {
+            Some(v) if v.len == 40 => {
                 let b = self.main.bytes(&v, "guest_crash_msrs")?;
                 vm2dmp_formats::partition::u64_array::<5>(&b).filter(|m| m.iter().any(|&x| x != 0))
             }
-            None => None,
+            _ => None,
         };
         Ok(Summary {
             format: self.format,
@@ -701,6 +729,17 @@ fn read_memory_map(main: &ContainerFile, flavour: KeyFlavour) -> Result<Vec<Memo
     for n in 0u64.. {
         let key = flavour.memory_block(n);
         let Some(v) = main.value(&key)? else { break };
+        if v.len != RamMemoryBlock::SIZE as u64 {
+            return Err(ctx.corrupt(
+                "RamMemoryBlock",
+                v.offset,
+                format!(
+                    "{key} is {} bytes, expected {}",
+                    v.len,
+                    RamMemoryBlock::SIZE
+                ),
+            ));
+        }
         let b = main.bytes(&v, "RamMemoryBlock")?;
         if b.len() != RamMemoryBlock::SIZE {
             return Err(ctx.corrupt(
