@@ -67,6 +67,18 @@ pub enum DumpError {
         /// First PFN of the run.
         pfn: u64,
     },
+    /// The page data of a bitmap dump would start inside its header or bitmap.
+    #[error("{structure} at file offset {offset:#x}: FirstPage {first_page:#x} lies inside the header and bitmap, which end at {header_end:#x}")]
+    PagesOverlapHeader {
+        /// Structure name.
+        structure: &'static str,
+        /// File offset of the FirstPage field.
+        offset: u64,
+        /// FirstPage as written.
+        first_page: u64,
+        /// End of the bitmap.
+        header_end: u64,
+    },
     /// Page data described by the header would extend past the end of the file.
     #[error("{structure} at file offset {offset:#x}: page data would end at {end:#x}, past the end of the file ({file_size:#x})")]
     DataPastEnd {

@@ -586,6 +586,15 @@ fn build_page_map(
         .zip(usize::try_from(nbytes).ok())
         .and_then(|(start, n)| bytes.get(start..start.checked_add(n)?))
         .ok_or_else(|| truncated("page bitmap", bitmap_offset, nbytes, bytes.len()))?;
+    let header_end = bitmap_offset + nbytes;
+    if s.first_page < header_end {
+        return Err(DumpError::PagesOverlapHeader {
+            structure: STRUCTURE,
+            offset: header_size + 0x20,
+            first_page: s.first_page,
+            header_end,
+        });
+    }
     let words: Vec<u64> = bitmap
         .chunks(8)
         .map(|c| {

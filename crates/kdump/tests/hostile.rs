@@ -404,3 +404,17 @@ proptest! {
         exercise(&b);
     }
 }
+
+#[test]
+fn bitmap_first_page_inside_header_or_bitmap() {
+    for (mut d, header) in [(bitmap64(), 0x2000usize), (bitmap32(), 0x1000)] {
+        // FirstPage pointing at the summary header itself.
+        put64(&mut d, header + 0x20, header as u64);
+        match KernelDump::parse(&d) {
+            Err(DumpError::PagesOverlapHeader { first_page, .. }) => {
+                assert_eq!(first_page, header as u64)
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
