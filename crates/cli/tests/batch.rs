@@ -2,29 +2,16 @@
 //! report, skipping complete dumps, exit codes; and the command-line conventions (help,
 //! version, completions, usage errors).
 
+mod common;
+use common::*;
+
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
 use predicates::prelude::*;
 use serde_json::Value;
 use vm2dmp_synth::{
     corrupt, write_vmrs, write_vsv_bin, KeyValue, ReplayTarget, SparsePages, SynthVm, SynthVp,
 };
-
-const VM_A: &str = "5A7C3D10-0000-4000-8000-00000000000A";
-const CP_1: &str = "C1000000-0000-4000-8000-000000000001";
-const CP_2: &str = "C2000000-0000-4000-8000-000000000002";
-const CP_3: &str = "C3000000-0000-4000-8000-000000000003";
-const CP_PROD: &str = "D0000000-0000-4000-8000-00000000000D";
-const VM_B: &str = "5B000000-0000-4000-8000-00000000000B";
-const SN_1: &str = "E1000000-0000-4000-8000-000000000001";
-const SN_2: &str = "E2000000-0000-4000-8000-000000000002";
-
-fn vm2dmp() -> Command {
-    let mut c = Command::cargo_bin("vm2dmp").unwrap();
-    c.env("NO_COLOR", "1");
-    c
-}
 
 fn guest(tag: &str, mib: u64) -> SynthVm {
     let mut pages = SparsePages::new();
@@ -67,11 +54,6 @@ fn xml(path: &Path, fields: &[(&str, &str)]) {
     }
     x.push_str("</properties></configuration>\n");
     std::fs::write(path, x).unwrap();
-}
-
-fn mkdir(p: &Path) -> PathBuf {
-    std::fs::create_dir_all(p).unwrap();
-    p.to_path_buf()
 }
 
 /// `root/web01` (2016+: saved VM, checkpoints Base, Patched (child of Base), Broken (damaged),

@@ -1,20 +1,10 @@
 //! The `vm2dmp` command: exit codes, messages, JSON output, on the real sample.
 
-use std::path::PathBuf;
+mod common;
+use common::*;
 
-use assert_cmd::Command;
 use predicates::prelude::*;
 use serde_json::Value;
-
-fn sample(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testdata/hyperv-sample")
-        .join(name)
-}
-
-fn vm2dmp() -> Command {
-    Command::cargo_bin("vm2dmp").unwrap()
-}
 
 #[test]
 fn help_and_version() {

@@ -3,34 +3,15 @@
 //! a damaged file, a missing .bin, guest-state files and differencing disks; and the real
 //! sample laid out as a 2012 R2 checkpoint.
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::*;
 
-use assert_cmd::Command;
+use std::path::Path;
+
 use serde_json::Value;
 use vm2dmp_synth::{corrupt, write_vmrs, write_vsv_bin, KeyValue, SparsePages, SynthVm, SynthVp};
 
-const VM_A: &str = "5A7C3D10-0000-4000-8000-00000000000A";
-const CP_1: &str = "C1000000-0000-4000-8000-000000000001";
-const CP_2: &str = "C2000000-0000-4000-8000-000000000002";
-const CP_3: &str = "C3000000-0000-4000-8000-000000000003";
-const CP_PROD: &str = "D0000000-0000-4000-8000-00000000000D";
-const VM_B: &str = "5B000000-0000-4000-8000-00000000000B";
-const SN_1: &str = "E1000000-0000-4000-8000-000000000001";
-const SN_2: &str = "E2000000-0000-4000-8000-000000000002";
-const SN_3: &str = "E3000000-0000-4000-8000-000000000003";
 const DISK_C2: &str = "web01_6C1F2E3D-0000-4000-8000-000000000099.avhdx";
-
-fn vm2dmp() -> Command {
-    let mut c = Command::cargo_bin("vm2dmp").unwrap();
-    c.env("NO_COLOR", "1");
-    c
-}
-
-fn sample(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testdata/hyperv-sample")
-        .join(name)
-}
 
 /// FILETIME of 2024-01-`day` 10:00:00 UTC.
 fn filetime(day: u64) -> u64 {
@@ -122,11 +103,6 @@ fn xml(path: &Path, fields: &[(&str, &str, &str)], utf16: bool) {
         x.into_bytes()
     };
     std::fs::write(path, bytes).unwrap();
-}
-
-fn mkdir(p: &Path) -> PathBuf {
-    std::fs::create_dir_all(p).unwrap();
-    p.to_path_buf()
 }
 
 /// Builds the test tree under `root`:
