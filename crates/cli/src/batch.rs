@@ -534,7 +534,10 @@ fn convert_one(
         return entry.finish(Outcome::Failed, Some("no output path".into()));
     };
     if cancel.is_cancelled() {
-        return entry.finish(Outcome::Failed, Some("cancelled".into()));
+        return entry.finish(
+            Outcome::Failed,
+            Some("interrupted before it started".into()),
+        );
     }
     if output.exists() && !args.force {
         return if is_complete(&output, &job.main) {
@@ -600,6 +603,10 @@ fn convert_one(
             entry.notes.extend(r.notes);
             entry.finish(Outcome::Ok, None)
         }
+        Err(vm2dmp::Error::Cancelled) => entry.finish(
+            Outcome::Failed,
+            Some("interrupted while writing; the dump was not written".into()),
+        ),
         Err(e) => entry.finish(Outcome::Failed, Some(e.to_string())),
     }
 }
@@ -756,7 +763,11 @@ pub(crate) fn run(
     }
     report_written?;
     if cancel.is_cancelled() {
-        return Err(CliError::Lib(vm2dmp::Error::Cancelled));
+        return Err(CliError::Interrupted(format!(
+            "{} of {} entries converted before it; the others were not written",
+            report.ok,
+            report.entries.len()
+        )));
     }
     if report.failed > 0 {
         return Err(CliError::Failed(format!(

@@ -286,7 +286,12 @@ pub(crate) fn run(args: &ConvertArgs, cancel: Arc<Cancel>) -> Result<(), CliErro
     let report = match vm2dmp::convert(&state, &output, &opts, &Bar { bar, clear: true }, &cancel) {
         Ok(r) => r,
         Err(e) => {
-            let e = CliError::Lib(e);
+            let e = match e {
+                vm2dmp::Error::Cancelled => {
+                    CliError::Interrupted(format!("{} was not written", output.display()))
+                }
+                e => CliError::Lib(e),
+            };
             write_single_report(args, &input, Some(&output), Some(&e), started)?;
             return Err(e);
         }

@@ -18,6 +18,8 @@ pub(crate) mod exit {
     pub const FAILED: u8 = 1;
     /// Bad usage, or an input that cannot be read.
     pub const BAD_INPUT: u8 = 2;
+    /// Stopped by Ctrl-C (SIGINT), SIGTERM or SIGHUP: 128 + SIGINT, as shells report it.
+    pub const INTERRUPTED: u8 = 130;
 }
 
 #[derive(Parser, Debug)]
@@ -25,7 +27,7 @@ pub(crate) mod exit {
     name = "vm2dmp",
     version,
     about = "Convert Hyper-V saved states and checkpoints into Windows kernel crash dumps",
-    after_help = "Examples:\n  vm2dmp info vm.vmrs\n  vm2dmp info vm.vsv --json\n  vm2dmp convert vm.vmrs vm.dmp\n  vm2dmp convert vm.vsv vm.dmp --format bitmap --skip-zero\n  vm2dmp list 'D:/VMs/Web01'\n  vm2dmp convert 'D:/VMs/Web01' --checkpoint 'Before update' web01.dmp\n  vm2dmp convert --out-dir dumps --jobs 2 --report report.json 'D:/Hyper-V' '/cases/*.vmrs'\n  vm2dmp completions bash > /etc/bash_completion.d/vm2dmp\n\nExit codes: 0 success, 1 failure writing output or some inputs failed, 2 bad usage or unreadable input.\nNO_COLOR in the environment turns colours off."
+    after_help = "Examples:\n  vm2dmp info vm.vmrs\n  vm2dmp info vm.vsv --json\n  vm2dmp convert vm.vmrs vm.dmp\n  vm2dmp convert vm.vsv vm.dmp --format bitmap --skip-zero\n  vm2dmp list 'D:/VMs/Web01'\n  vm2dmp convert 'D:/VMs/Web01' --checkpoint 'Before update' web01.dmp\n  vm2dmp convert --out-dir dumps --jobs 2 --report report.json 'D:/Hyper-V' '/cases/*.vmrs'\n  vm2dmp completions bash > /etc/bash_completion.d/vm2dmp\n\nExit codes: 0 success, 1 failure writing output or some inputs failed, 2 bad usage or unreadable input, 130 interrupted.\nNO_COLOR in the environment turns colours off."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -103,14 +105,18 @@ pub(crate) enum CliError {
     Usage(String),
     /// Some inputs of a batch failed (each already reported).
     Failed(String),
+    /// Stopped by a signal; says what was not written.
+    Interrupted(String),
 }
 
 impl CliError {
     /// The one-line message.
     pub fn message(&self) -> String {
         match self {
+            CliError::Lib(vm2dmp::Error::Cancelled) => "interrupted".into(),
             CliError::Lib(e) => e.to_string(),
             CliError::Usage(m) | CliError::Failed(m) => m.clone(),
+            CliError::Interrupted(m) => format!("interrupted; {m}"),
         }
     }
 }
@@ -132,6 +138,10 @@ fn report(e: &CliError) -> ExitCode {
             eprintln!("vm2dmp: error: {m}");
             ExitCode::from(exit::FAILED)
         }
+        CliError::Interrupted(_) | CliError::Lib(vm2dmp::Error::Cancelled) => {
+            eprintln!("vm2dmp: error: {}", e.message());
+            ExitCode::from(exit::INTERRUPTED)
+        }
         CliError::Lib(e) => {
             eprintln!("vm2dmp: error: {e}");
             let usage = matches!(e, vm2dmp::Error::OutputExists { .. });
@@ -149,8 +159,10 @@ fn main() -> ExitCode {
     let cancel = Arc::new(vm2dmp::Cancel::new());
     {
         let cancel = Arc::clone(&cancel);
-        // Without a handler Ctrl-C still stops the process; the temporary output is then left
-        // under its hidden name, never under the target name.
+        // Ctrl-C, SIGTERM and SIGHUP stop the work at the next block; the temporary output is
+        // removed and the exit code is 130. Without a handler a signal still stops the
+        // process; the temporary output is then left under its hidden name, never under the
+        // target name.
         let _ = ctrlc::set_handler(move || cancel.cancel());
     }
     let result = match cli.command {

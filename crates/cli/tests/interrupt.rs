@@ -1,0 +1,297 @@
+//! A conversion stopped midway — by SIGINT, SIGTERM, or a disk that fills up while the dump is
+//! written — exits non-zero with one line and leaves nothing in the output folder.
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use vm2dmp_synth::{write_vmrs, BlockEncoding, PagePolicy, SynthVm, SynthVp};
+
+/// An x64 guest of `gib` GiB whose pages are all non-zero 8-byte patterns: the input is a few
+/// MiB of fill tokens, while the dump needs every page written (no zero runs to leave as
+/// holes), so writing it takes long enough to be interrupted.
+fn patterned_guest(path: &Path, gib: u64) {
+    let vm = SynthVm::with_ram_split(gib * 1024)
+        .with_vps(vec![SynthVp::x64_long_mode(
+            0,
+            0x1AA000,
+            0xFFFF_F800_0000_1000,
+            0xFFFF_F800_0010_0000,
+        )])
+        .with_pages(|gpa_page: u64, buf: &mut [u8; 4096]| {
+            let v = (gpa_page | 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            for c in buf.chunks_exact_mut(8) {
+                c.copy_from_slice(&v.to_le_bytes());
+            }
+        })
+        .with_encoding(BlockEncoding::Tokens(PagePolicy::FillOne));
+    write_vmrs(&vm, path).unwrap();
+}
+
+fn binary() -> PathBuf {
+    assert_cmd::cargo::cargo_bin("vm2dmp")
+}
+
+fn temp_name(target: &Path, pid: u32) -> PathBuf {
+    let name = target.file_name().unwrap().to_string_lossy();
+    target.with_file_name(format!(".{name}.partial-{pid}"))
+}
+
+/// Waits until `path` exists (the output has been created and sized: pages are being written).
+fn wait_for(path: &Path, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !path.exists() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("vm2dmp ended ({status}) before writing its output");
+        }
+        assert!(Instant::now() < deadline, "no output file after 120 s");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn entries(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig} {pid}");
+}
+
+fn interrupted_by(sig: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("guest.vmrs");
+    patterned_guest(&input, 2);
+    let out_dir = common::mkdir(&dir.path().join("out"));
+    let target = out_dir.join("guest.dmp");
+    let mut child = Command::new(binary())
+        .args(["convert", "--threads", "1"])
+        .arg(&input)
+        .arg(&target)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&temp_name(&target, child.id()), &mut child);
+    signal(child.id(), sig);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{sig}: status {} stderr {stderr}",
+        out.status
+    );
+    assert_eq!(stderr.lines().count(), 1, "{sig}: {stderr}");
+    assert!(
+        stderr.starts_with("vm2dmp: error: interrupted") && stderr.contains("guest.dmp"),
+        "{sig}: {stderr}"
+    );
+    assert!(out.stdout.is_empty());
+    assert!(!target.exists());
+    assert_eq!(entries(&out_dir), Vec::<String>::new(), "{sig}");
+}
+
+#[test]
+fn sigint_midway_leaves_no_output() {
+    interrupted_by("-INT");
+}
+
+#[test]
+fn sigterm_midway_leaves_no_output() {
+    interrupted_by("-TERM");
+}
+
+/// Runs `script` with `sh` in a private user and mount namespace, where it may mount a tmpfs
+/// of a chosen size on `$1`; `$2` is the binary, `$3` the input, `$4` a folder for results.
+/// `None` when the system does not allow unprivileged namespaces.
+fn in_private_mount(script: &str, input: &Path, mount: &Path, results: &Path) -> Option<()> {
+    let probe = Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "true"])
+        .stderr(Stdio::null())
+        .status();
+    if !matches!(probe, Ok(s) if s.success()) {
+        eprintln!("skipped: `unshare --user --map-root-user --mount` is not available here");
+        return None;
+    }
+    let status = Command::new("unshare")
+        .args([
+            "--user",
+            "--map-root-user",
+            "--mount",
+            "sh",
+            "-euc",
+            script,
+            "sh",
+        ])
+        .arg(mount)
+        .arg(binary())
+        .arg(input)
+        .arg(results)
+        .status()
+        .unwrap();
+    assert!(status.success(), "namespace script: {status}");
+    Some(())
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_default()
+}
+
+/// The file system fills up while pages are being written (another process takes the space
+/// after the free-space check passed): the write error is reported in one line, the
+/// temporary file is removed, and nothing appears under the target name.
+#[test]
+fn disk_full_midway_leaves_no_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("guest.vmrs");
+    patterned_guest(&input, 2);
+    let mount = common::mkdir(&dir.path().join("small"));
+    let results = common::mkdir(&dir.path().join("results"));
+    // A 4 GiB tmpfs passes the free-space check for the 2 GiB dump; once the temporary
+    // file exists the converter is stopped, the tmpfs is shrunk to what is in use plus
+    // 256 KiB, and the converter continues into a full file system.
+    let script = r#"
+        mount -t tmpfs -o size=4g vm2dmp-test "$1"
+        "$2" convert --threads 1 "$3" "$1/guest.dmp" >"$4/stdout" 2>"$4/stderr" &
+        pid=$!
+        while [ ! -e "$1/.guest.dmp.partial-$pid" ]; do
+            if ! kill -0 "$pid" 2>/dev/null; then echo "ended early" >"$4/early"; break; fi
+            sleep 0.001
+        done
+        kill -STOP "$pid" 2>/dev/null || true
+        # Every thread stopped, so no write is still under way when the size is taken.
+        while [ -d "/proc/$pid" ] && sed 's/.*) //' /proc/"$pid"/task/*/stat 2>/dev/null | cut -c1 | grep -qv T; do
+            sleep 0.001
+        done
+        used=$(df -k --output=used "$1" | tail -n 1)
+        mount -o remount,size=$((used + 256))k "$1"
+        df -k --output=avail "$1" | tail -n 1 >"$4/avail"
+        kill -CONT "$pid" 2>/dev/null || true
+        rc=0; wait "$pid" || rc=$?
+        echo "$rc" >"$4/rc"
+        ls -A "$1" >"$4/ls"
+    "#;
+    if in_private_mount(script, &input, &mount, &results).is_none() {
+        return;
+    }
+    assert_eq!(
+        read(&results.join("early")),
+        "",
+        "the conversion ended before the disk filled"
+    );
+    let avail: u64 = read(&results.join("avail")).trim().parse().unwrap();
+    assert!(avail <= 256, "{avail} KiB left");
+    let stderr = read(&results.join("stderr"));
+    assert_eq!(read(&results.join("rc")).trim(), "1", "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("vm2dmp: error: ")
+            && stderr.contains("guest.dmp: cannot write")
+            && stderr.contains("No space left on device"),
+        "{stderr}"
+    );
+    assert_eq!(read(&results.join("stdout")), "");
+    assert_eq!(
+        read(&results.join("ls")),
+        "",
+        "left in the full file system"
+    );
+}
+
+/// A file system too small for the dump from the start: refused before anything is written.
+#[test]
+fn disk_too_small_is_refused_up_front() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("guest.vmrs");
+    patterned_guest(&input, 1);
+    let mount = common::mkdir(&dir.path().join("small"));
+    let results = common::mkdir(&dir.path().join("results"));
+    let script = r#"
+        mount -t tmpfs -o size=64m vm2dmp-test "$1"
+        rc=0; "$2" convert "$3" "$1/guest.dmp" >"$4/stdout" 2>"$4/stderr" || rc=$?
+        echo "$rc" >"$4/rc"
+        ls -A "$1" >"$4/ls"
+    "#;
+    if in_private_mount(script, &input, &mount, &results).is_none() {
+        return;
+    }
+    let stderr = read(&results.join("stderr"));
+    assert_eq!(read(&results.join("rc")).trim(), "1", "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("guest.dmp: not enough free disk space: need 1073"),
+        "{stderr}"
+    );
+    assert_eq!(read(&results.join("ls")), "");
+}
+
+/// Ctrl-C during a bulk conversion: the dump being written is dropped, the inputs not yet
+/// started are not written, the report says so, and the exit code is 130.
+#[test]
+fn sigint_during_batch_stops_it_and_writes_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = common::mkdir(&dir.path().join("in"));
+    for name in ["a", "b", "c"] {
+        patterned_guest(&inputs.join(format!("{name}.vmrs")), 1);
+    }
+    let out_dir = dir.path().join("out");
+    let report = dir.path().join("report.json");
+    let mut child = Command::new(binary())
+        .args(["convert", "--threads", "1", "--jobs", "1", "--out-dir"])
+        .arg(&out_dir)
+        .arg("--report")
+        .arg(&report)
+        .arg(inputs.join("*.vmrs"))
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&temp_name(&out_dir.join("a.dmp"), child.id()), &mut child);
+    signal(child.id(), "-INT");
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert_eq!(
+        stderr.lines().last(),
+        Some(
+            "vm2dmp: error: interrupted; 0 of 3 entries converted before it; the others were not written"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(entries(&out_dir), Vec::<String>::new());
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let statuses: Vec<(&str, &str)> = r["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["label"].as_str().unwrap_or(""),
+                e["status"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(statuses.len(), 3, "{r:#}");
+    assert!(statuses.iter().all(|(_, s)| *s == "failed"), "{r:#}");
+    for e in r["entries"].as_array().unwrap() {
+        let err = e["error"].as_str().unwrap_or("");
+        assert!(err.contains("interrupted"), "{err}");
+    }
+}
