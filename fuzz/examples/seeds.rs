@@ -407,6 +407,14 @@ fn main() -> Result<()> {
         }
         seeds.put("kdump_parse", name, &file)?;
     }
+    // Headers Windows wrote (testdata/windows-dumps): their first 16 KiB.
+    for (name, file) in [
+        ("windows-arm64-triage", "win10_arm64_mem.dmp"),
+        ("windows-arm32-triage", "RPi3_ARM_mini.cab.dmp"),
+    ] {
+        let bytes = std::fs::read(Path::new("../testdata/windows-dumps").join(file))?;
+        seeds.put("kdump_parse", name, &bytes[..bytes.len().min(0x4000)])?;
+    }
 
     // Page tables: 32-bit, PAE and 4-level, each mapping KUSER_SHARED_DATA to page 5 and
     // with the self-map Windows uses.

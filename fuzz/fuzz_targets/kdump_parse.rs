@@ -5,7 +5,19 @@ use libfuzzer_sys::fuzz_target;
 use vm2dmp_kdump::KernelDump;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(dump) = KernelDump::parse(data) else {
+    // The library reads only the prefix the header asks for, then pages on demand: that
+    // path must agree with parsing the whole file.
+    let head = &data[..data.len().min(KernelDump::HEADER_PREFIX as usize)];
+    let need = KernelDump::metadata_len(head, data.len() as u64);
+    assert!(need <= data.len() as u64, "metadata_len past the end");
+    let from_prefix = KernelDump::parse_prefix(&data[..need as usize], data.len() as u64);
+    let whole = KernelDump::parse(data);
+    assert_eq!(
+        from_prefix.as_ref().ok(),
+        whole.as_ref().ok(),
+        "prefix parse disagrees with whole-file parse"
+    );
+    let Ok(dump) = whole else {
         return;
     };
     let _ = dump.info();

@@ -4,7 +4,8 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use serde::Serialize;
-use vm2dmp::kdump::{Arch, KernelDump};
+use vm2dmp::kdump::consts::{dump_type_name, machine_name};
+use vm2dmp::kdump::{Arch, ContextRecord, KernelDump};
 use vm2dmp::{DumpFile, NoProgress, SavedState};
 
 use crate::{CliError, InputArgs};
@@ -14,7 +15,11 @@ struct DumpReport {
     file: PathBuf,
     header: &'static str,
     dump_type: u32,
+    dump_type_name: &'static str,
+    /// False for dump types whose physical memory is not read (triage, summary, ...).
+    page_data: bool,
     machine_image_type: String,
+    machine: &'static str,
     pae_enabled: Option<bool>,
     major_version: u32,
     minor_version: u32,
@@ -27,16 +32,64 @@ struct DumpReport {
     bugcheck_code: String,
     bugcheck_parameters: Vec<String>,
     system_time: u64,
+    /// `SystemTime` as UTC, ISO 8601 (null when it is not a plausible FILETIME).
+    system_time_utc: Option<String>,
     comment: String,
     runs: Vec<(String, u64)>,
     bitmap_pages: Option<u64>,
     present_pages: u64,
     required_dump_space: u64,
     file_size: u64,
-    context_rip: String,
-    context_rsp: String,
-    context_cs: String,
-    context_ss: String,
+    /// Registers of the header's CONTEXT (null for machines whose CONTEXT is not decoded).
+    context_rip: Option<String>,
+    context_rsp: Option<String>,
+    context_cs: Option<String>,
+    context_ss: Option<String>,
+}
+
+/// A FILETIME (100 ns units since 1601-01-01 UTC) as `YYYY-MM-DD HH:MM:SS`, for 1980..=9999.
+fn filetime_utc(ft: u64) -> Option<String> {
+    const UNIX_EPOCH: u64 = 116_444_736_000_000_000;
+    let secs = ft.checked_sub(UNIX_EPOCH)? / 10_000_000;
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (1980..=9999).contains(&year).then(|| {
+        format!(
+            "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+            rem / 3600,
+            rem / 60 % 60,
+            rem % 60
+        )
+    })
+}
+
+/// A few bug check names users meet in dumps of virtual machines.
+fn bugcheck_name(code: u32) -> Option<&'static str> {
+    Some(match code {
+        0x0A => "IRQL_NOT_LESS_OR_EQUAL",
+        0x1E => "KMODE_EXCEPTION_NOT_HANDLED",
+        0x3B => "SYSTEM_SERVICE_EXCEPTION",
+        0x50 => "PAGE_FAULT_IN_NONPAGED_AREA",
+        0x7E => "SYSTEM_THREAD_EXCEPTION_NOT_HANDLED",
+        0x1000007E => "SYSTEM_THREAD_EXCEPTION_NOT_HANDLED_M",
+        0x9F => "DRIVER_POWER_STATE_FAILURE",
+        0xD1 => "DRIVER_IRQL_NOT_LESS_OR_EQUAL",
+        0xE2 => "MANUALLY_INITIATED_CRASH",
+        0xEF => "CRITICAL_PROCESS_DIED",
+        0x133 => "DPC_WATCHDOG_VIOLATION",
+        0x161 => "LIVE_SYSTEM_DUMP",
+        _ => return None,
+    })
 }
 
 fn hex(v: u64) -> String {
@@ -46,6 +99,7 @@ fn hex(v: u64) -> String {
 fn report(f: &DumpFile) -> DumpReport {
     let d: &KernelDump = f.dump();
     let i = d.info();
+    let decoded = !matches!(d.context(), ContextRecord::Other { .. });
     DumpReport {
         file: f.path().to_path_buf(),
         header: match d.arch() {
@@ -53,8 +107,13 @@ fn report(f: &DumpFile) -> DumpReport {
             Arch::X86 { .. } => "DUMP_HEADER32",
         },
         dump_type: d.dump_type(),
+        dump_type_name: dump_type_name(d.dump_type()),
+        page_data: d.has_page_data(),
         machine_image_type: hex(u64::from(d.machine_image_type())),
-        pae_enabled: d.pae_enabled(),
+        machine: machine_name(d.machine_image_type()),
+        pae_enabled: d
+            .pae_enabled()
+            .filter(|_| d.machine_image_type() == vm2dmp::kdump::consts::IMAGE_FILE_MACHINE_I386),
         major_version: i.major_version,
         minor_version: i.minor_version,
         directory_table_base: hex(i.directory_table_base),
@@ -66,6 +125,7 @@ fn report(f: &DumpFile) -> DumpReport {
         bugcheck_code: hex(u64::from(i.bugcheck_code)),
         bugcheck_parameters: i.bugcheck_parameters.iter().map(|&p| hex(p)).collect(),
         system_time: i.system_time,
+        system_time_utc: filetime_utc(i.system_time),
         comment: i.comment.clone(),
         runs: d
             .runs()
@@ -76,10 +136,10 @@ fn report(f: &DumpFile) -> DumpReport {
         present_pages: d.present_page_count(),
         required_dump_space: d.required_dump_space(),
         file_size: d.file_size(),
-        context_rip: hex(i.context.rip),
-        context_rsp: hex(i.context.rsp),
-        context_cs: hex(u64::from(i.context.cs)),
-        context_ss: hex(u64::from(i.context.ss)),
+        context_rip: decoded.then(|| hex(i.context.rip)),
+        context_rsp: decoded.then(|| hex(i.context.rsp)),
+        context_cs: decoded.then(|| hex(u64::from(i.context.cs))),
+        context_ss: decoded.then(|| hex(u64::from(i.context.ss))),
     }
 }
 
@@ -95,19 +155,13 @@ pub(crate) fn info(path: &PathBuf, json: bool) -> Result<(), CliError> {
     let _ = writeln!(
         o,
         "Header:               {} (DumpType {}: {})",
-        r.header,
-        r.dump_type,
-        match r.dump_type {
-            1 => "full",
-            5 => "bitmap full",
-            6 => "bitmap kernel",
-            _ => "other",
-        }
+        r.header, r.dump_type, r.dump_type_name
     );
     let _ = writeln!(
         o,
-        "Machine:              {}{}, {} processor(s)",
+        "Machine:              {} ({}){}, {} processor(s)",
         r.machine_image_type,
+        r.machine,
         r.pae_enabled.map_or(String::new(), |p| format!(
             ", PAE {}",
             if p { "on" } else { "off" }
@@ -116,8 +170,18 @@ pub(crate) fn info(path: &PathBuf, json: bool) -> Result<(), CliError> {
     );
     let _ = writeln!(
         o,
-        "Version:              {:#x}.{}",
-        r.major_version, r.minor_version
+        "Version:              {:#x}.{} ({}{})",
+        r.major_version,
+        r.minor_version,
+        match r.major_version {
+            0xF => "free ",
+            0xC => "checked ",
+            _ => "",
+        },
+        match r.minor_version {
+            0 => "build unknown".to_string(),
+            b => format!("build {b}"),
+        }
     );
     let _ = writeln!(o, "DirectoryTableBase:   {}", r.directory_table_base);
     let _ = writeln!(o, "KdDebuggerDataBlock:  {}", r.kd_debugger_data_block);
@@ -126,24 +190,59 @@ pub(crate) fn info(path: &PathBuf, json: bool) -> Result<(), CliError> {
     let _ = writeln!(o, "PfnDataBase:          {}", r.pfn_database);
     let _ = writeln!(
         o,
-        "BugCheck:             {} ({})",
+        "BugCheck:             {}{} ({})",
         r.bugcheck_code,
+        u32::from_str_radix(r.bugcheck_code.trim_start_matches("0x"), 16)
+            .ok()
+            .and_then(bugcheck_name)
+            .map_or(String::new(), |n| format!(" {n}")),
         r.bugcheck_parameters.join(", ")
     );
-    let _ = writeln!(o, "SystemTime:           {} (FILETIME)", r.system_time);
-    let _ = writeln!(o, "Comment:              {}", r.comment);
     let _ = writeln!(
         o,
-        "Context:              rip {} rsp {} cs {} ss {}",
-        r.context_rip, r.context_rsp, r.context_cs, r.context_ss
+        "SystemTime:           {}{}",
+        r.system_time_utc.as_deref().unwrap_or("-"),
+        format_args!(" (FILETIME {:#x})", r.system_time)
     );
     let _ = writeln!(
         o,
-        "Pages:                {} present{}",
-        r.present_pages,
-        r.bitmap_pages
-            .map_or(String::new(), |b| format!(" of {b} bitmap bits"))
+        "Comment:              {}",
+        if r.comment.is_empty() {
+            "(none)"
+        } else {
+            &r.comment
+        }
     );
+    match (&r.context_rip, &r.context_rsp, &r.context_cs, &r.context_ss) {
+        (Some(rip), Some(rsp), Some(cs), Some(ss)) => {
+            let _ = writeln!(
+                o,
+                "Context:              rip {rip} rsp {rsp} cs {cs} ss {ss}"
+            );
+        }
+        _ => {
+            let _ = writeln!(
+                o,
+                "Context:              {} CONTEXT, not decoded",
+                r.machine
+            );
+        }
+    }
+    if r.page_data {
+        let _ = writeln!(
+            o,
+            "Pages:                {} present{}",
+            r.present_pages,
+            r.bitmap_pages
+                .map_or(String::new(), |b| format!(" of {b} bitmap bits"))
+        );
+    } else {
+        let _ = writeln!(
+            o,
+            "Pages:                not read (DumpType {} holds no complete physical memory; verify and page reads need DumpType 1, 5 or 6)",
+            r.dump_type
+        );
+    }
     for (base, count) in &r.runs {
         let _ = writeln!(o, "  run  PFN {base:>12}  {count:>10} pages");
     }

@@ -1,5 +1,7 @@
 //! `vm2dmp`: convert Hyper-V saved states and checkpoints into Windows kernel crash dumps.
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;

@@ -296,3 +296,82 @@ fn write_error_leaves_no_output() {
     assert!(errors[0].contains("full.dmp"), "{err}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "{err}");
 }
+
+fn windows_dump(name: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/windows-dumps")
+        .join(name)
+}
+
+/// `info` on kernel dumps Windows wrote (testdata/windows-dumps): the header fields as
+/// Windows set them, in text and JSON; `verify` refuses a dump without page data.
+#[test]
+fn info_on_dumps_written_by_windows() {
+    let arm64 = windows_dump("win10_arm64_mem.dmp");
+    let out = vm2dmp().arg("info").arg(&arm64).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "Header:               DUMP_HEADER64 (DumpType 4: triage / kernel minidump)",
+        "Machine:              0xaa64 (ARM64), 8 processor(s)",
+        "Version:              0xf.17134 (free build 17134)",
+        "DirectoryTableBase:   0x400a9000",
+        "KdDebuggerDataBlock:  0xfffff801bce5ef70",
+        "PsLoadedModuleList:   0xfffff801bce76c30",
+        "PsActiveProcessHead:  0xfffff801bce6fda0",
+        "PfnDataBase:          0xfffff801bcf392b0",
+        "BugCheck:             0xe2 MANUALLY_INITIATED_CRASH (0x0, 0x0, 0x0, 0x0)",
+        "SystemTime:           2018-07-06 22:16:05 UTC (FILETIME 0x1d41576ee8dce77)",
+        "Context:              ARM64 CONTEXT, not decoded",
+        "Size:                 1003028 bytes (RequiredDumpSpace 1003252, DIFFERENT)",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+
+    let out = vm2dmp()
+        .args(["info", "--json"])
+        .arg(windows_dump("RPi3_ARM_mini.cab.dmp"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["header"], "DUMP_HEADER32");
+    assert_eq!(j["dump_type"], 4);
+    assert_eq!(j["page_data"], false);
+    assert_eq!(j["machine_image_type"], "0x1c4");
+    assert_eq!(j["machine"], "ARM (Thumb-2)");
+    assert_eq!(j["pae_enabled"], Value::Null);
+    assert_eq!(j["major_version"], 15);
+    assert_eq!(j["minor_version"], 17134);
+    assert_eq!(j["directory_table_base"], "0x7200000");
+    assert_eq!(j["pfn_database"], "0x80e4f1e0");
+    assert_eq!(j["ps_loaded_module_list"], "0x80e16d78");
+    assert_eq!(j["ps_active_process_head"], "0x80e12ba8");
+    assert_eq!(j["kd_debugger_data_block"], "0x80deec58");
+    assert_eq!(j["number_processors"], 4);
+    assert_eq!(j["bugcheck_code"], "0x0");
+    assert_eq!(j["system_time_utc"], "2018-07-16 20:15:13 UTC");
+    assert_eq!(j["required_dump_space"], 336_912);
+    assert_eq!(j["file_size"], 336_724);
+    assert_eq!(j["comment"], "");
+    assert_eq!(j["context_rip"], Value::Null);
+
+    let out = vm2dmp()
+        .arg("verify")
+        .arg(&arm64)
+        .arg(sample("test_file.VMRS"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(
+            "win10_arm64_mem.dmp: DumpType 4 (triage / kernel minidump) holds no physical memory"
+        ),
+        "{err}"
+    );
+}

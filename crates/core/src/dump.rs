@@ -38,10 +38,21 @@ pub fn is_kernel_dump(path: &Path) -> bool {
 }
 
 impl DumpFile {
+    /// Opens a kernel dump and parses its header (and run list or bitmap). Pages are read
+    /// from the file when asked for, with positioned reads: a dump truncated while open gives
+    /// an error, never a crash.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let file = InputFile::open(path)?;
-        let dump = KernelDump::parse(file.raw()).map_err(|source| Error::Dump {
+        let len = file.len();
+        let head = file.bytes(0, len.min(KernelDump::HEADER_PREFIX), "dump header")?;
+        let need = KernelDump::metadata_len(&head, len);
+        let prefix = if need > head.len() as u64 {
+            file.bytes(0, need, "page bitmap")?
+        } else {
+            head
+        };
+        let dump = KernelDump::parse_prefix(&prefix, len).map_err(|source| Error::Dump {
             path: path.to_path_buf(),
             source,
         })?;
@@ -57,19 +68,95 @@ impl DumpFile {
         self.file.path()
     }
 
-    /// The stored bytes of page `pfn`, if the dump holds it.
-    pub fn page(&self, pfn: u64) -> Option<&[u8]> {
-        self.dump.page(self.file.raw(), pfn).ok()
+    fn dump_err(&self, source: vm2dmp_kdump::DumpError) -> Error {
+        Error::Dump {
+            path: self.path().to_path_buf(),
+            source,
+        }
     }
 
-    /// Reads physical memory from the dump.
+    /// True when the dump stores page `pfn`.
+    pub fn has_page(&self, pfn: u64) -> bool {
+        self.dump.page_file_offset(pfn).is_some()
+    }
+
+    /// Reads page `pfn` into `buf`; `Ok(false)` when the dump does not store it.
+    pub fn read_page(&self, pfn: u64, buf: &mut [u8]) -> Result<bool> {
+        self.read_pages(pfn, 1, buf)
+    }
+
+    /// Reads `count` consecutive pages from `pfn` into `buf` (`count` * 4096 bytes) when
+    /// the dump stores all of them; `Ok(false)` when it lacks any. Pages stored one after
+    /// another in the file take one read.
+    pub fn read_pages(&self, pfn: u64, count: usize, buf: &mut [u8]) -> Result<bool> {
+        self.dump
+            .require_page_data()
+            .map_err(|e| self.dump_err(e))?;
+        let page = PAGE_SIZE as u64;
+        if count == 0 {
+            return Ok(true);
+        }
+        let last = pfn.checked_add(count as u64 - 1);
+        let (Some(first_off), Some(last_off)) = (
+            self.dump.page_file_offset(pfn),
+            last.and_then(|l| self.dump.page_file_offset(l)),
+        ) else {
+            return Ok(false);
+        };
+        let buf = buf.get_mut(..count * PAGE_SIZE).ok_or_else(|| {
+            self.dump_err(vm2dmp_kdump::DumpError::AddressOverflow {
+                gpa: pfn.wrapping_mul(page),
+                len: (count * PAGE_SIZE) as u64,
+            })
+        })?;
+        // Offsets grow with the PFN; first and last stored exactly count-1 pages apart
+        // means every page between is stored, in order.
+        if last_off.checked_sub(first_off) == Some((count as u64 - 1) * page) {
+            let data = self
+                .file
+                .bytes(first_off, buf.len() as u64, "dump page data")?;
+            buf.copy_from_slice(&data);
+            return Ok(true);
+        }
+        for (i, chunk) in buf.chunks_exact_mut(PAGE_SIZE).enumerate() {
+            let Some(off) = self.dump.page_file_offset(pfn + i as u64) else {
+                return Ok(false);
+            };
+            chunk.copy_from_slice(&self.file.bytes(off, page, "dump page data")?);
+        }
+        Ok(true)
+    }
+
+    /// The stored bytes of page `pfn`, if the dump holds it.
+    pub fn page(&self, pfn: u64) -> Option<Vec<u8>> {
+        let mut buf = vec![0u8; PAGE_SIZE];
+        matches!(self.read_page(pfn, &mut buf), Ok(true)).then_some(buf)
+    }
+
+    /// Reads physical memory from the dump; fails naming the first page it does not hold.
     pub fn read_phys(&self, gpa: u64, buf: &mut [u8]) -> Result<()> {
         self.dump
-            .read_phys(self.file.raw(), gpa, buf)
-            .map_err(|source| Error::Dump {
-                path: self.path().to_path_buf(),
-                source,
-            })
+            .require_page_data()
+            .map_err(|e| self.dump_err(e))?;
+        let len = buf.len() as u64;
+        if gpa.checked_add(len).is_none() {
+            return Err(self.dump_err(vm2dmp_kdump::DumpError::AddressOverflow { gpa, len }));
+        }
+        let page = PAGE_SIZE as u64;
+        let mut done = 0usize;
+        while done < buf.len() {
+            let addr = gpa + done as u64;
+            let pfn = addr / page;
+            let in_page = addr % page;
+            let n = (page - in_page).min((buf.len() - done) as u64) as usize;
+            let off = self.dump.page_file_offset(pfn).ok_or_else(|| {
+                self.dump_err(vm2dmp_kdump::DumpError::PageNotPresent { pfn, gpa: addr })
+            })?;
+            let data = self.file.bytes(off + in_page, n as u64, "dump page data")?;
+            buf[done..done + n].copy_from_slice(&data);
+            done += n;
+        }
+        Ok(())
     }
 }
 
@@ -125,14 +212,17 @@ pub fn verify(
     progress: &dyn Progress,
     cancel: &Cancel,
 ) -> Result<VerifyReport> {
+    dump.dump()
+        .require_page_data()
+        .map_err(|e| dump.dump_err(e))?;
     let mut patched = crate::kernel::dump_patched_pages(state, symbols);
     patched.sort_unstable();
     progress.start("verifying", state.ram_pages() * PAGE_SIZE as u64);
     let result = (0..state.ram_block_count())
         .into_par_iter()
         .map_init(
-            || vec![0u8; BLOCK_SIZE],
-            |buf, n| -> Result<VerifyReport> {
+            || vec![0u8; 2 * BLOCK_SIZE],
+            |bufs, n| -> Result<VerifyReport> {
                 if cancel.is_cancelled() {
                     return Err(Error::Cancelled);
                 }
@@ -141,8 +231,11 @@ pub fn verify(
                 if spans.is_empty() {
                     return Ok(r);
                 }
+                let (buf, got) = bufs.split_at_mut(BLOCK_SIZE);
                 state.decode_block(n, buf)?;
                 for span in spans {
+                    // The span's pages in one read when the dump stores them together.
+                    let whole = dump.read_pages(span.gpa_page, span.pages, got)?;
                     for i in 0..span.pages {
                         let pfn = span.gpa_page + i as u64;
                         let p = (span.page_in_block + i) * PAGE_SIZE;
@@ -152,7 +245,9 @@ pub fn verify(
                             continue;
                         }
                         r.pages_compared += 1;
-                        match dump.page(pfn) {
+                        let here = &mut got[i * PAGE_SIZE..(i + 1) * PAGE_SIZE];
+                        let stored = whole || dump.read_page(pfn, here)?;
+                        match stored.then_some(&*here) {
                             Some(got) if got == want => {}
                             Some(_) => {
                                 r.mismatched_pages += 1;

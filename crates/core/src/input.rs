@@ -8,10 +8,7 @@
 //! system call and one copy, small next to decoding what was read (a RAM block read is at most
 //! 1 MiB and decodes to 1 MiB). The length is the one the file had when it was opened; bytes a
 //! file gains afterwards are never read.
-//!
-//! The file is also memory-mapped for callers that need all of it as one slice
-//! ([`InputFile::raw`]: the kernel-dump reader); only pages touched through that slice are
-//! exposed to truncation.
+//! Kernel dumps given to `info` and `verify` are read the same way.
 
 use std::borrow::Cow;
 use std::fs::File;
@@ -27,13 +24,8 @@ pub(crate) struct Patch {
 }
 
 enum Backing {
-    /// A file on disk: positioned reads, plus a map for [`InputFile::raw`] (`None` when the
-    /// file is empty: empty files cannot be mapped).
-    Disk {
-        file: File,
-        len: u64,
-        map: Option<memmap2::Mmap>,
-    },
+    /// A file on disk, read with positioned reads.
+    Disk { file: File, len: u64 },
     /// Bytes handed over by the caller (in-memory inputs, fuzzing).
     Owned(Vec<u8>),
 }
@@ -70,16 +62,12 @@ impl InputFile {
                 std::io::Error::other("is a directory, not a saved-state file"),
             ));
         }
-        let map = if meta.len() == 0 {
-            None
-        } else {
-            Some(crate::mmap::map_read_only(&file).map_err(|e| io("cannot map", e))?)
-        };
-        // The map's length is the length that counts (the file may have changed since `stat`).
-        let len = map.as_ref().map_or(0, |m| m.len() as u64);
         Ok(Self {
             ctx: FileCtx::new(path),
-            backing: Backing::Disk { file, len, map },
+            backing: Backing::Disk {
+                file,
+                len: meta.len(),
+            },
             patches: Vec::new(),
         })
     }
@@ -95,17 +83,6 @@ impl InputFile {
 
     pub fn path(&self) -> &Path {
         &self.ctx.path
-    }
-
-    /// The whole file as one slice, as it is on disk (patches not applied). For a file on
-    /// disk this is its memory map: if the file shrinks while open, touching a page past its
-    /// new end raises SIGBUS. Prefer [`InputFile::bytes`].
-    pub fn raw(&self) -> &[u8] {
-        match &self.backing {
-            Backing::Disk { map: Some(m), .. } => m,
-            Backing::Disk { map: None, .. } => &[],
-            Backing::Owned(v) => v,
-        }
     }
 
     /// Length of the file when it was opened.
@@ -145,8 +122,16 @@ impl InputFile {
                 slice.to_vec()
             }
             Backing::Disk { file, .. } => {
-                // `len` fits in usize: it is bounded by the mapped length.
-                let mut buf = vec![0u8; len as usize];
+                // Bounded by the file's length; a length the address space cannot hold is
+                // refused rather than allocated.
+                let n = usize::try_from(len).map_err(|_| {
+                    self.ctx.corrupt(
+                        structure,
+                        offset,
+                        format!("{len} bytes cannot be held in memory"),
+                    )
+                })?;
+                let mut buf = vec![0u8; n];
                 read_exact_at(file, &mut buf, offset)
                     .map_err(|e| self.read_error(structure, offset, len, e))?;
                 buf

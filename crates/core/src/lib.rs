@@ -5,7 +5,7 @@
 //! - `.vsv` + `.bin` pairs of Windows Server 2008 to 2012 R2 and configuration-version-5.0 VMs
 //!   (legacy 0x500 container). Opening either file finds the other beside it.
 //!
-//! Inputs are opened read-only and memory-mapped; every size, count and offset read from them
+//! Inputs are opened read-only and read with positioned reads; every size, count and offset read from them
 //! is checked before use, and a bad file gives an [`Error`] naming the file, the structure and
 //! the offset. A dirty `.vmrs` (pending replay-log entries) is replayed in memory, never on disk.
 //!
@@ -22,7 +22,7 @@
 //! state.read_phys(0xC0FFE, &mut buf)?;
 //! # Ok::<(), vm2dmp::Error>(())
 //! ```
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 mod container;
 mod convert;
@@ -33,7 +33,6 @@ mod hvs;
 mod input;
 mod kernel;
 mod legacy;
-mod mmap;
 mod output;
 mod progress;
 mod ram;

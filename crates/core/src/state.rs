@@ -165,17 +165,21 @@ fn open_container(path: &Path, replay: bool) -> Result<ContainerFile> {
 }
 
 fn parse_container(mut file: InputFile, replay: bool) -> Result<ContainerFile> {
-    let raw = file.raw();
-    if raw.len() < 4 {
+    if file.len() < 4 {
         return Err(file.ctx.corrupt(
             "file signature",
             0,
-            format!("file is {} bytes long", raw.len()),
+            format!("file is {} bytes long", file.len()),
         ));
     }
-    let sig = vm2dmp_formats::le::u32(raw, 0).unwrap_or(0);
+    let u32_at = |offset: u64| {
+        file.bytes(offset, 4, "file signature")
+            .ok()
+            .and_then(|b| vm2dmp_formats::le::u32(&b, 0))
+    };
+    let sig = u32_at(0).unwrap_or(0);
     // An HVS file keeps a second header copy at 4096: recognise it when copy 0 is damaged.
-    let second = vm2dmp_formats::le::u32(raw, hvs::HEADER_COPY_OFFSETS[1] as usize);
+    let second = u32_at(hvs::HEADER_COPY_OFFSETS[1]);
     let container = if sig == hvs::FILE_SIGNATURE || second == Some(hvs::FILE_SIGNATURE) {
         Container::Hvs(HvsFile::parse(&mut file, replay)?)
     } else if sig == legacy::SIGNATURE {

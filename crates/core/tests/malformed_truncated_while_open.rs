@@ -116,3 +116,39 @@ fn file_growing_after_open_reads_as_opened() {
     let (ok, failed) = read_all_blocks(&state, &p);
     assert_eq!((ok, failed), (state.ram_block_count(), 0));
 }
+
+/// A kernel dump cut short while `info`/`verify` read it: page reads past the cut are errors
+/// naming the dump, pages before it still read, and `verify` fails cleanly.
+#[test]
+fn dump_truncated_after_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = SavedState::open(sample("test_file.VMRS")).unwrap();
+    let dump_path = dir.path().join("sample.dmp");
+    convert(
+        &state,
+        &dump_path,
+        &ConvertOptions::default(),
+        &NoProgress,
+        &Cancel::new(),
+    )
+    .unwrap();
+    let dump = vm2dmp::DumpFile::open(&dump_path).unwrap();
+    // Full 32-bit dump: header 0x1000, then the pages in order. Cut after page 0x100.
+    shrink(&dump_path, 0x1000 + 0x100 * 4096);
+    let mut page = vec![0u8; 4096];
+    assert!(dump.read_page(0xC0, &mut page).unwrap());
+    let mut want = vec![0u8; 4096];
+    state.read_phys(0xC0 * 4096, &mut want).unwrap();
+    assert_eq!(page, want);
+    let err = dump.read_page(0x200, &mut page).unwrap_err().to_string();
+    assert!(err.contains(&dump_path.display().to_string()), "{err}");
+    assert!(err.contains("truncated or rewritten"), "{err}");
+    let mut b = [0u8; 64];
+    assert!(dump.read_phys(0x200 * 4096, &mut b).is_err());
+    assert!(dump.page(0x200).is_none());
+    let err = vm2dmp::verify(&dump, &state, None, &NoProgress, &Cancel::new())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("sample.dmp"), "{err}");
+    assert!(!err.contains('\n'), "{err}");
+}

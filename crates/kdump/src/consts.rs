@@ -71,6 +71,37 @@ pub const DUMP_TYPE_BITMAP_KERNEL: u32 = 6;
 /// `DUMP_TYPES`: automatic (a configuration value, not a file type).
 pub const DUMP_TYPE_AUTOMATIC: u32 = 7;
 
+/// What a `DumpType` value means, for messages.
+pub fn dump_type_name(t: u32) -> &'static str {
+    match t {
+        DUMP_TYPE_FULL => "full",
+        DUMP_TYPE_SUMMARY => "summary",
+        DUMP_TYPE_HEADER => "header only",
+        DUMP_TYPE_TRIAGE => "triage / kernel minidump",
+        DUMP_TYPE_BITMAP_FULL => "bitmap full",
+        DUMP_TYPE_BITMAP_KERNEL => "bitmap kernel",
+        DUMP_TYPE_AUTOMATIC => "automatic",
+        8 => "kernel memory",
+        9 => "kernel and user memory",
+        0xA => "complete memory",
+        _ => "not a documented DumpType",
+    }
+}
+
+/// `IMAGE_FILE_MACHINE_ARMNT` (32-bit ARM, Thumb-2).
+pub const IMAGE_FILE_MACHINE_ARMNT: u32 = 0x01C4;
+
+/// What a `MachineImageType` value means, for messages.
+pub fn machine_name(m: u32) -> &'static str {
+    match m {
+        IMAGE_FILE_MACHINE_I386 => "x86",
+        IMAGE_FILE_MACHINE_AMD64 => "x64",
+        IMAGE_FILE_MACHINE_ARM64 => "ARM64",
+        IMAGE_FILE_MACHINE_ARMNT => "ARM (Thumb-2)",
+        _ => "unknown machine",
+    }
+}
+
 /// `IMAGE_FILE_MACHINE_I386`.
 pub const IMAGE_FILE_MACHINE_I386: u32 = 0x014C;
 /// `IMAGE_FILE_MACHINE_AMD64`.

@@ -30,8 +30,9 @@ pub enum DumpError {
         /// Accepted value(s).
         expected: &'static str,
     },
-    /// `DumpType` is not one this reader handles (1, 5 and 6 are).
-    #[error("unsupported dump type {0}")]
+    /// `DumpType` is not one whose physical memory this reader reads (1, 5 and 6 are; the
+    /// header of any other type is still parsed).
+    #[error("DumpType {0} ({name}) holds no physical memory this reader can read: only full (1) and bitmap (5, 6) dumps do", name = crate::consts::dump_type_name(*.0))]
     UnsupportedDumpType(u32),
     /// `NumberOfRuns` is larger than the run buffer holds.
     #[error("{structure} at file offset {offset:#x}: {count} runs, at most {max} fit")]

@@ -148,6 +148,13 @@ pub(crate) fn comment_bytes(comment: &str) -> [u8; 128] {
 /// Text of a `Comment` field: bytes up to the first NUL, non-ASCII bytes as U+FFFD.
 pub(crate) fn comment_string(bytes: &[u8]) -> String {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    // Windows leaves an unused Comment in the header's 'PAGE' fill: no comment.
+    if bytes
+        .get(..end)
+        .is_some_and(|c| c.chunks(4).all(|w| b"PAGE".starts_with(w)))
+    {
+        return String::new();
+    }
     bytes
         .get(..end)
         .unwrap_or(&[])
@@ -164,6 +171,13 @@ pub(crate) fn lo32(v: u64) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn page_fill_is_no_comment() {
+        assert_eq!(comment_string(&b"PAGE".repeat(32)), "");
+        assert_eq!(comment_string(b"PAGEPA\0\0"), "");
+        assert_eq!(comment_string(b"PAGEFILE\0"), "PAGEFILE");
+    }
 
     #[test]
     fn comment_is_truncated_and_terminated() {

@@ -4,7 +4,8 @@ use crate::bitmap::RankIndex;
 use crate::consts::{
     DUMP_FULL_SIGNATURE, DUMP_HEADER32_SIZE, DUMP_HEADER64_SIZE, DUMP_SIGNATURE64,
     DUMP_SUMMARY_SIGNATURE, DUMP_SUMMARY_VALID, DUMP_TYPE_BITMAP_FULL, DUMP_TYPE_BITMAP_KERNEL,
-    DUMP_TYPE_FULL, DUMP_VALID_DUMP32, DUMP_VALID_DUMP64, PAGE_SHIFT, PAGE_SIZE,
+    DUMP_TYPE_FULL, DUMP_VALID_DUMP32, DUMP_VALID_DUMP64, IMAGE_FILE_MACHINE_AMD64,
+    IMAGE_FILE_MACHINE_I386, PAGE_SHIFT, PAGE_SIZE,
 };
 use crate::context::CpuContext;
 use crate::error::DumpError;
@@ -15,6 +16,10 @@ use crate::structs::{BitmapSummaryHeader, Context32, Context64, DumpHeader32, Du
 
 /// First PFN whose byte address would not fit in 64 bits.
 const PFN_ADDRESS_LIMIT: u64 = 1 << (64 - PAGE_SHIFT);
+
+/// Highest `DumpType` with a known meaning: the SDK's 1..=7 (0 is "unknown"), and 8..=0xA (kernel, kernel and
+/// user, complete memory) of newer systems as kdmp-parser lists them.
+const LAST_KNOWN_DUMP_TYPE: u32 = 0xA;
 
 /// Offset of `PhysicalMemoryBlock` in `DUMP_HEADER64` / `DUMP_HEADER32`.
 const PMB64: u64 = 0x088;
@@ -40,6 +45,12 @@ pub enum ContextRecord {
     X64(Box<Context64>),
     /// x86 `CONTEXT` (32-bit header).
     X86(Box<Context32>),
+    /// The `CONTEXT` of another machine (ARM64, ARM, ...): not decoded; the raw bytes are
+    /// in the header's `context_record`.
+    Other {
+        /// `MachineImageType`.
+        machine: u32,
+    },
 }
 
 /// Bitmap summary of a bitmap dump.
@@ -69,10 +80,13 @@ enum PageMap {
         first_page: u64,
         index: RankIndex,
     },
+    /// A dump type whose physical memory is not read (triage, summary, header only, ...).
+    None,
 }
 
 /// A parsed kernel dump. It keeps no reference to the file bytes: reads take them
-/// again (`bytes` must be the same slice that was parsed, typically a memory map).
+/// again (`bytes` must be the same slice that was parsed), or locate pages with
+/// [`KernelDump::page_file_offset`] and read them from the file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KernelDump {
     header: Header,
@@ -95,11 +109,50 @@ fn truncated(structure: &'static str, offset: u64, needed: u64, len: usize) -> D
 }
 
 impl KernelDump {
-    /// Parses a whole kernel dump file: 64-bit (`PAGEDU64`) or 32-bit (`PAGEDUMP`),
-    /// `DumpType` 1 (full), 5 or 6 (bitmap). Every count and offset is checked against
-    /// `bytes.len()`; allocations are bounded by it.
+    /// Parses a whole kernel dump file: 64-bit (`PAGEDU64`) or 32-bit (`PAGEDUMP`). The
+    /// physical memory of `DumpType` 1 (full), 5 and 6 (bitmap) is mapped; the header of any
+    /// other type is parsed and its memory reported as not readable. Every count and offset
+    /// is checked against `bytes.len()`; allocations are bounded by it.
     pub fn parse(bytes: &[u8]) -> Result<KernelDump, DumpError> {
-        let file_size = bytes.len() as u64;
+        Self::parse_prefix(bytes, bytes.len() as u64)
+    }
+
+    /// How many bytes from the start of the file [`Self::parse_prefix`] needs, judged from
+    /// the first [`Self::HEADER_PREFIX`] bytes (or fewer, for a short file): the header, and
+    /// for a bitmap dump its summary and bitmap. At most `file_size`.
+    pub fn metadata_len(head: &[u8], file_size: u64) -> u64 {
+        let need = (|| {
+            let header_size = match u32_at(head, 4)? {
+                DUMP_VALID_DUMP64 => DUMP_HEADER64_SIZE,
+                DUMP_VALID_DUMP32 => DUMP_HEADER32_SIZE,
+                _ => return None,
+            };
+            let dump_type = u32_at(
+                head,
+                if header_size == DUMP_HEADER64_SIZE {
+                    0xF98
+                } else {
+                    0xF88
+                },
+            )?;
+            let summary = header_size + BitmapSummaryHeader::SIZE as u64;
+            if !matches!(dump_type, DUMP_TYPE_BITMAP_FULL | DUMP_TYPE_BITMAP_KERNEL) {
+                return Some(header_size);
+            }
+            let pages = u64_at(head, header_size as usize + 0x30)?;
+            Some(summary.saturating_add(pages.div_ceil(8)))
+        })();
+        need.unwrap_or(head.len() as u64).min(file_size)
+    }
+
+    /// Bytes to read first and hand to [`Self::metadata_len`]: the larger header and a
+    /// bitmap summary.
+    pub const HEADER_PREFIX: u64 = DUMP_HEADER64_SIZE + BitmapSummaryHeader::SIZE as u64;
+
+    /// Parses a kernel dump from the first bytes of a file of `file_size` bytes: `prefix`
+    /// must hold at least [`Self::metadata_len`] bytes. Page data is located, not read:
+    /// read it at [`Self::page_file_offset`].
+    pub fn parse_prefix(bytes: &[u8], file_size: u64) -> Result<KernelDump, DumpError> {
         let sig = u32_at(bytes, 0).ok_or_else(|| truncated("dump header", 0, 8, bytes.len()))?;
         if sig != DUMP_SIGNATURE64 {
             return Err(DumpError::BadSignature {
@@ -124,8 +177,13 @@ impl KernelDump {
 
     fn parse64(bytes: &[u8], file_size: u64) -> Result<KernelDump, DumpError> {
         let h = DumpHeader64::parse(bytes, 0)?;
-        check_dump_type(h.dump_type)?;
-        let context = Context64::parse(&h.context_record, CTX64)?;
+        let context = if h.machine_image_type == IMAGE_FILE_MACHINE_AMD64 {
+            ContextRecord::X64(Box::new(Context64::parse(&h.context_record, CTX64)?))
+        } else {
+            ContextRecord::Other {
+                machine: h.machine_image_type,
+            }
+        };
         let runs = parse_runs(bytes, RunFormat::X64, h.dump_type == DUMP_TYPE_FULL)?;
         let p = h.bug_check_parameters;
         let info = DumpHeaderInfo {
@@ -148,10 +206,14 @@ impl KernelDump {
             attributes: h.attributes,
             exception_code: h.exception.exception_code,
             exception_address: h.exception.exception_address,
-            context: CpuContext::from_context64(&context),
+            context: match &context {
+                ContextRecord::X64(c) => CpuContext::from_context64(c),
+                _ => CpuContext::default(),
+            },
         };
         let (pages, bitmap) = build_page_map(
             bytes,
+            file_size,
             h.dump_type,
             DUMP_HEADER64_SIZE,
             &runs,
@@ -161,7 +223,7 @@ impl KernelDump {
             header: Header::H64(Box::new(h)),
             arch: Arch::X64,
             info,
-            context: ContextRecord::X64(Box::new(context)),
+            context,
             runs,
             bitmap,
             pages,
@@ -171,8 +233,13 @@ impl KernelDump {
 
     fn parse32(bytes: &[u8], file_size: u64) -> Result<KernelDump, DumpError> {
         let h = DumpHeader32::parse(bytes, 0)?;
-        check_dump_type(h.dump_type)?;
-        let context = Context32::parse(&h.context_record, CTX32)?;
+        let context = if h.machine_image_type == IMAGE_FILE_MACHINE_I386 {
+            ContextRecord::X86(Box::new(Context32::parse(&h.context_record, CTX32)?))
+        } else {
+            ContextRecord::Other {
+                machine: h.machine_image_type,
+            }
+        };
         let runs = parse_runs(bytes, RunFormat::X86, h.dump_type == DUMP_TYPE_FULL)?;
         let p = h.bug_check_parameters;
         let info = DumpHeaderInfo {
@@ -195,10 +262,14 @@ impl KernelDump {
             attributes: h.attributes,
             exception_code: h.exception.exception_code,
             exception_address: u64::from(h.exception.exception_address),
-            context: CpuContext::from_context32(&context),
+            context: match &context {
+                ContextRecord::X86(c) => CpuContext::from_context32(c),
+                _ => CpuContext::default(),
+            },
         };
         let (pages, bitmap) = build_page_map(
             bytes,
+            file_size,
             h.dump_type,
             DUMP_HEADER32_SIZE,
             &runs,
@@ -210,7 +281,7 @@ impl KernelDump {
             },
             header: Header::H32(Box::new(h)),
             info,
-            context: ContextRecord::X86(Box::new(context)),
+            context,
             runs,
             bitmap,
             pages,
@@ -258,7 +329,7 @@ impl KernelDump {
         }
     }
 
-    /// `DumpType` (1, 5 or 6).
+    /// `DumpType` (1, 5 or 6 for dumps whose memory is read; see [`Self::has_page_data`]).
     pub fn dump_type(&self) -> u32 {
         match &self.header {
             Header::H64(h) => h.dump_type,
@@ -290,7 +361,22 @@ impl KernelDump {
         }
     }
 
-    /// Size of the parsed bytes.
+    /// True when the dump's physical memory is mapped (`DumpType` 1, 5 or 6); false for
+    /// the other types, whose header alone is read.
+    pub fn has_page_data(&self) -> bool {
+        !matches!(self.pages, PageMap::None)
+    }
+
+    /// `Ok` when [`Self::has_page_data`], else [`DumpError::UnsupportedDumpType`].
+    pub fn require_page_data(&self) -> Result<(), DumpError> {
+        if self.has_page_data() {
+            Ok(())
+        } else {
+            Err(DumpError::UnsupportedDumpType(self.dump_type()))
+        }
+    }
+
+    /// Size of the file (the parsed bytes, or the size given to [`Self::parse_prefix`]).
     pub fn file_size(&self) -> u64 {
         self.file_size
     }
@@ -300,6 +386,7 @@ impl KernelDump {
         match &self.pages {
             PageMap::Full { data_offset, .. } => *data_offset,
             PageMap::Bitmap { first_page, .. } => *first_page,
+            PageMap::None => 0,
         }
     }
 
@@ -313,6 +400,7 @@ impl KernelDump {
         match &self.pages {
             PageMap::Full { total, .. } => *total,
             PageMap::Bitmap { index, .. } => index.ones(),
+            PageMap::None => 0,
         }
     }
 
@@ -337,11 +425,13 @@ impl KernelDump {
             PageMap::Bitmap { first_page, index } => index
                 .get(pfn)
                 .then(|| first_page + index.rank(pfn) * PAGE_SIZE),
+            PageMap::None => None,
         }
     }
 
     /// The 4096 bytes of page `pfn`.
     pub fn page<'a>(&self, bytes: &'a [u8], pfn: u64) -> Result<&'a [u8], DumpError> {
+        self.require_page_data()?;
         let offset = self
             .page_file_offset(pfn)
             .ok_or(DumpError::PageNotPresent {
@@ -354,6 +444,7 @@ impl KernelDump {
     /// Reads `buf.len()` bytes of physical memory at `gpa`, crossing pages as needed.
     /// Fails with [`DumpError::PageNotPresent`] naming the first missing PFN.
     pub fn read_phys(&self, bytes: &[u8], gpa: u64, buf: &mut [u8]) -> Result<(), DumpError> {
+        self.require_page_data()?;
         let len = buf.len() as u64;
         if gpa.checked_add(len).is_none() {
             return Err(DumpError::AddressOverflow { gpa, len });
@@ -386,6 +477,7 @@ impl KernelDump {
                     .flat_map(|(r, _)| r.base_page..r.base_page + r.page_count),
             ),
             PageMap::Bitmap { index, .. } => Box::new(index.iter_ones()),
+            PageMap::None => Box::new(std::iter::empty()),
         }
     }
 }
@@ -399,13 +491,6 @@ fn slice_at(bytes: &[u8], pfn: u64, offset: u64, len: u64) -> Result<&[u8], Dump
     let start = usize::try_from(offset).map_err(|_| err.clone())?;
     let end = start.checked_add(usize::try_from(len).map_err(|_| err.clone())?);
     end.and_then(|end| bytes.get(start..end)).ok_or(err)
-}
-
-fn check_dump_type(t: u32) -> Result<(), DumpError> {
-    match t {
-        DUMP_TYPE_FULL | DUMP_TYPE_BITMAP_FULL | DUMP_TYPE_BITMAP_KERNEL => Ok(()),
-        other => Err(DumpError::UnsupportedDumpType(other)),
-    }
 }
 
 #[derive(Clone, Copy)]
@@ -492,12 +577,24 @@ type PageMapResult = (PageMap, Option<BitmapInfo>);
 
 fn build_page_map(
     bytes: &[u8],
+    file_size: u64,
     dump_type: u32,
     header_size: u64,
     runs: &[MemoryRun],
     fmt: RunFormat,
 ) -> Result<PageMapResult, DumpError> {
-    let file_size = bytes.len() as u64;
+    if !matches!(
+        dump_type,
+        DUMP_TYPE_FULL | DUMP_TYPE_BITMAP_FULL | DUMP_TYPE_BITMAP_KERNEL
+    ) {
+        // The header of a documented type is still worth reading; any other value means
+        // this is not a dump header at all (e.g. a 64-bit header labelled 'DUMP').
+        return if (1..=LAST_KNOWN_DUMP_TYPE).contains(&dump_type) {
+            Ok((PageMap::None, None))
+        } else {
+            Err(DumpError::UnsupportedDumpType(dump_type))
+        };
+    }
     if dump_type == DUMP_TYPE_FULL {
         let structure = fmt.structure();
         let (base, head, run_size, _) = fmt.geometry();

@@ -155,19 +155,41 @@ fn wrong_signatures() {
 }
 
 #[test]
-fn unsupported_dump_types() {
-    for t in [0u32, 2, 3, 4, 7, 8, 0x11, u32::MAX] {
-        let mut b = full64();
-        put32(&mut b, 0xF98, t);
-        let err = KernelDump::parse(&b).unwrap_err();
-        assert_eq!(err, DumpError::UnsupportedDumpType(t));
-        assert_eq!(err.to_string(), format!("unsupported dump type {t}"));
-        let mut b = full32();
-        put32(&mut b, 0xF88, t);
-        assert_eq!(
-            KernelDump::parse(&b).unwrap_err(),
-            DumpError::UnsupportedDumpType(t)
-        );
+fn dump_types_without_page_data() {
+    for t in [2u32, 3, 4, 7, 8, 9, 0xA] {
+        for (mut b, at) in [(full64(), 0xF98), (full32(), 0xF88)] {
+            put32(&mut b, at, t);
+            // The header is read; the memory is reported as not readable, never guessed.
+            let d = KernelDump::parse(&b).unwrap();
+            assert_eq!(d.dump_type(), t);
+            assert!(!d.has_page_data());
+            assert_eq!(d.present_page_count(), 0);
+            assert_eq!(d.present_pfns().count(), 0);
+            assert_eq!(d.page_file_offset(0x1002), None);
+            let err = d.page(&b, 0x1002).unwrap_err();
+            assert_eq!(err, DumpError::UnsupportedDumpType(t));
+            assert!(
+                err.to_string().starts_with(&format!("DumpType {t} (")),
+                "{err}"
+            );
+            let mut buf = [0u8; 16];
+            assert_eq!(
+                d.read_phys(&b, 0x1002000, &mut buf).unwrap_err(),
+                DumpError::UnsupportedDumpType(t)
+            );
+        }
+    }
+    // Values no documented dump type has: not a dump header.
+    for t in [0u32, 0xB, 0x11, u32::MAX] {
+        for (mut b, at) in [(full64(), 0xF98), (full32(), 0xF88)] {
+            put32(&mut b, at, t);
+            let err = KernelDump::parse(&b).unwrap_err();
+            assert_eq!(err, DumpError::UnsupportedDumpType(t));
+            assert!(
+                err.to_string().contains("not a documented DumpType"),
+                "{err}"
+            );
+        }
     }
     // Type 6 (kernel bitmap) is read like type 5.
     let mut b = bitmap64();
@@ -416,5 +438,26 @@ fn bitmap_first_page_inside_header_or_bitmap() {
             }
             other => panic!("{other:?}"),
         }
+    }
+}
+
+#[test]
+fn prefix_parse_matches_whole_file() {
+    for b in [full64(), bitmap64(), full32(), bitmap32()] {
+        let head = &b[..(KernelDump::HEADER_PREFIX as usize).min(b.len())];
+        let need = KernelDump::metadata_len(head, b.len() as u64) as usize;
+        let whole = KernelDump::parse(&b).unwrap();
+        assert!(whole.data_offset() as usize >= need);
+        assert_eq!(
+            KernelDump::parse_prefix(&b[..need], b.len() as u64).unwrap(),
+            whole
+        );
+        // One byte short of what the header asks for: refused, never read past.
+        assert!(KernelDump::parse_prefix(&b[..need - 1], b.len() as u64).is_err());
+        // A file shorter than its page data: refused by size, whatever the prefix holds.
+        assert!(matches!(
+            KernelDump::parse_prefix(&b[..need], b.len() as u64 - 1),
+            Err(DumpError::DataPastEnd { .. })
+        ));
     }
 }
