@@ -31,6 +31,29 @@ fn patterned_guest(path: &Path, gib: u64) {
     write_vmrs(&vm, path).unwrap();
 }
 
+/// An x64 guest of `mib` MiB of incompressible pages in raw 1 MiB blocks: the converter
+/// copies them from the input file to the dump (inside the kernel where it can).
+fn raw_block_guest(path: &Path, mib: u64) {
+    let vm = SynthVm::with_ram_split(mib)
+        .with_vps(vec![SynthVp::x64_long_mode(
+            0,
+            0x1AA000,
+            0xFFFF_F800_0000_1000,
+            0xFFFF_F800_0010_0000,
+        )])
+        .with_pages(|gpa_page: u64, buf: &mut [u8; 4096]| {
+            let mut x = gpa_page.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            for c in buf.chunks_exact_mut(8) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                c.copy_from_slice(&x.to_le_bytes());
+            }
+        })
+        .with_encoding(BlockEncoding::RawBlock);
+    write_vmrs(&vm, path).unwrap();
+}
+
 fn binary() -> PathBuf {
     assert_cmd::cargo::cargo_bin("vm2dmp")
 }
@@ -154,12 +177,22 @@ fn read(p: &Path) -> String {
 
 /// The file system fills up while pages are being written (another process takes the space
 /// after the free-space check passed): the write error is reported in one line, the
-/// temporary file is removed, and nothing appears under the target name.
+/// temporary file is removed, and nothing appears under the target name. Pages written from
+/// memory (decoded blocks) and pages copied from the input (raw blocks) alike.
 #[test]
 fn disk_full_midway_leaves_no_output() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("guest.vmrs");
     patterned_guest(&input, 2);
+    disk_full_midway(&input, dir.path());
+    let input = dir.path().join("raw.vmrs");
+    raw_block_guest(&input, 768);
+    disk_full_midway(&input, dir.path());
+}
+
+fn disk_full_midway(input: &Path, dir: &Path) {
+    let dir = tempfile::tempdir_in(dir).unwrap();
+    let input = input.to_path_buf();
     let mount = common::mkdir(&dir.path().join("small"));
     let results = common::mkdir(&dir.path().join("results"));
     // A 4 GiB tmpfs passes the free-space check for the 2 GiB dump; once the temporary

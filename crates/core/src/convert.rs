@@ -231,6 +231,40 @@ fn write_span(
     zero_fill: &PageMask,
     span: &BlockSpan,
 ) -> Result<()> {
+    for_each_stretch(layout, span, |i, count, offset| {
+        write_stretch(out, pages, zero_fill, span.page_in_block + i, count, offset)
+    })
+}
+
+/// Copies the pages of one span of a raw block from the input file to the output inside the
+/// kernel, a stretch at a time. `Ok(false)` when the platform or file systems cannot (then
+/// nothing needs undoing: the caller writes the whole span, and bytes already copied are
+/// written again with the same value).
+fn copy_span(
+    out: &OutputFile,
+    layout: &DumpLayout,
+    input: &crate::input::InputFile,
+    block_offset: u64,
+    span: &BlockSpan,
+) -> Result<bool> {
+    let mut copied = true;
+    for_each_stretch(layout, span, |i, count, offset| {
+        if copied {
+            let from = block_offset + ((span.page_in_block + i) * PAGE_SIZE) as u64;
+            copied = out.copy_from(input, from, (count * PAGE_SIZE) as u64, offset, "RAM block")?;
+        }
+        Ok(())
+    })?;
+    Ok(copied)
+}
+
+/// Calls `f(first page in span, page count, file offset)` for each stretch of the span's
+/// pages that the dump stores one after another.
+fn for_each_stretch(
+    layout: &DumpLayout,
+    span: &BlockSpan,
+    mut f: impl FnMut(usize, usize, u64) -> Result<()>,
+) -> Result<()> {
     let mut i = 0usize;
     while i < span.pages {
         let pfn = span.gpa_page + i as u64;
@@ -249,7 +283,7 @@ fn write_span(
                 j += 1;
             }
         }
-        write_stretch(out, pages, zero_fill, span.page_in_block + i, j - i, offset)?;
+        f(i, j - i, offset)?;
         i = j;
     }
     Ok(())
@@ -404,7 +438,32 @@ pub fn convert(
                 if spans.is_empty() {
                     return Ok(());
                 }
-                // A raw block is written straight from the input; others are decoded first.
+                let mut done = 0u64;
+                let apply_patches = |span: &BlockSpan| -> Result<()> {
+                    // Pages the dump stores changed (decoded KDBG, KPRCB contexts).
+                    for (pfn, page) in patches.in_range(span.gpa_page, span.pages as u64) {
+                        if let Some(off) = layout.page_offset(*pfn) {
+                            out.write_at(&page[..], off)?;
+                        }
+                    }
+                    Ok(())
+                };
+                // A raw block is copied from the input file inside the kernel where the
+                // platform can; otherwise it is written from the bytes read.
+                if let Some((input, block_offset)) = state.raw_block_at(n) {
+                    let mut copied = true;
+                    for span in &spans {
+                        copied = copied && copy_span(&out, &layout, input, block_offset, span)?;
+                    }
+                    if copied {
+                        for span in &spans {
+                            apply_patches(span)?;
+                            done += (span.pages * PAGE_SIZE) as u64;
+                        }
+                        progress.advance(done);
+                        return Ok(());
+                    }
+                }
                 let data = state.block_data(n)?;
                 let (pages, zero_fill): (&[u8], PageMask) = if crate::ram::is_raw_block(&data) {
                     (&data, [0; 4])
@@ -413,15 +472,9 @@ pub fn convert(
                     let z = state.decode_block_masked(n, buf)?;
                     (&buf[..], z)
                 };
-                let mut done = 0u64;
-                for span in spans {
-                    write_span(&out, &layout, pages, &zero_fill, &span)?;
-                    // Pages the dump stores changed (decoded KDBG, KPRCB contexts).
-                    for (pfn, page) in patches.in_range(span.gpa_page, span.pages as u64) {
-                        if let Some(off) = layout.page_offset(*pfn) {
-                            out.write_at(&page[..], off)?;
-                        }
-                    }
+                for span in &spans {
+                    write_span(&out, &layout, pages, &zero_fill, span)?;
+                    apply_patches(span)?;
                     done += (span.pages * PAGE_SIZE) as u64;
                 }
                 progress.advance(done);

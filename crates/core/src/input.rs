@@ -150,6 +150,50 @@ impl InputFile {
         Ok(Cow::Owned(data))
     }
 
+    /// Copies `len` bytes at `offset` into `out` at `out_offset` inside the kernel, without
+    /// passing them through a user-space buffer (Linux `copy_file_range`; a file system
+    /// that supports it may share the blocks). `Ok(false)` when this cannot be done here —
+    /// an in-memory input, a range with replayed patches, another platform, or a pair of
+    /// file systems the call does not support — and the caller reads and writes instead.
+    pub fn copy_to(
+        &self,
+        offset: u64,
+        len: u64,
+        out: &File,
+        out_offset: u64,
+        structure: &'static str,
+    ) -> Result<bool> {
+        let Backing::Disk {
+            file,
+            len: file_len,
+        } = &self.backing
+        else {
+            return Ok(false);
+        };
+        let end = offset
+            .checked_add(len)
+            .filter(|&e| e <= *file_len)
+            .ok_or_else(|| {
+                self.ctx.corrupt(
+                    structure,
+                    offset,
+                    format!("{len} bytes run past the end of the file ({file_len} bytes)"),
+                )
+            })?;
+        if self.patched(offset, end) {
+            return Ok(false);
+        }
+        match copy_range(file, offset, len, out, out_offset) {
+            Ok(copied) => Ok(copied),
+            Err(CopyError::Read(e)) => Err(self.read_error(structure, offset, len, e)),
+            Err(CopyError::Write(e)) => Err(Error::Io {
+                path: self.ctx.path.to_path_buf(),
+                action: "cannot copy to the output",
+                source: e,
+            }),
+        }
+    }
+
     fn patched(&self, offset: u64, end: u64) -> bool {
         self.patches
             .iter()
@@ -226,4 +270,62 @@ fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()
     let mut f = file;
     f.seek(SeekFrom::Start(offset))?;
     f.read_exact(buf)
+}
+
+enum CopyError {
+    /// The input ended early.
+    Read(std::io::Error),
+    /// Any other failure (writing the output, usually).
+    Write(std::io::Error),
+}
+
+/// In-kernel copy of `len` bytes; `Ok(false)` when the first call reports the pair of files
+/// unsupported (nothing copied, the caller falls back to read and write).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn copy_range(
+    input: &File,
+    mut offset: u64,
+    len: u64,
+    out: &File,
+    mut out_offset: u64,
+) -> std::result::Result<bool, CopyError> {
+    use rustix::io::Errno;
+    let mut left = len;
+    let mut first = true;
+    while left > 0 {
+        let chunk = usize::try_from(left).unwrap_or(usize::MAX).min(1 << 30);
+        match rustix::fs::copy_file_range(
+            input,
+            Some(&mut offset),
+            out,
+            Some(&mut out_offset),
+            chunk,
+        ) {
+            Ok(0) => {
+                return Err(CopyError::Read(std::io::ErrorKind::UnexpectedEof.into()));
+            }
+            Ok(n) => left -= n as u64,
+            Err(Errno::INTR) => {}
+            Err(Errno::XDEV | Errno::NOSYS | Errno::INVAL | Errno::OPNOTSUPP | Errno::PERM)
+                if first =>
+            {
+                return Ok(false);
+            }
+            Err(e) => return Err(CopyError::Write(e.into())),
+        }
+        first = false;
+    }
+    Ok(true)
+}
+
+/// Other platforms: no in-kernel copy; the caller reads and writes.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn copy_range(
+    _input: &File,
+    _offset: u64,
+    _len: u64,
+    _out: &File,
+    _out_offset: u64,
+) -> std::result::Result<bool, CopyError> {
+    Ok(false)
 }

@@ -14,6 +14,8 @@ pub struct OutputFile {
     target: PathBuf,
     temp: PathBuf,
     file: Option<File>,
+    /// Set once an in-kernel copy was refused for this output: later copies are not tried.
+    no_copy: std::sync::atomic::AtomicBool,
 }
 
 fn io(path: &Path, action: &'static str, source: std::io::Error) -> Error {
@@ -81,6 +83,7 @@ impl OutputFile {
             target: target.to_path_buf(),
             temp,
             file: Some(file),
+            no_copy: std::sync::atomic::AtomicBool::new(false),
         };
         out.file()?
             .set_len(size)
@@ -103,6 +106,32 @@ impl OutputFile {
     pub fn write_at(&self, buf: &[u8], offset: u64) -> Result<()> {
         let f = self.file()?;
         positioned::write_all_at(f, buf, offset).map_err(|e| io(&self.target, "cannot write", e))
+    }
+
+    /// Copies `len` bytes of `input` at `offset` to `out_offset`, inside the kernel where
+    /// the platform can; `Ok(false)` when it cannot (nothing written: write the bytes).
+    pub(crate) fn copy_from(
+        &self,
+        input: &crate::input::InputFile,
+        offset: u64,
+        len: u64,
+        out_offset: u64,
+        structure: &'static str,
+    ) -> Result<bool> {
+        use std::sync::atomic::Ordering;
+        if self.no_copy.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        let copied = input
+            .copy_to(offset, len, self.file()?, out_offset, structure)
+            .map_err(|e| match e {
+                Error::Io { source, .. } => io(&self.target, "cannot write", source),
+                e => e,
+            })?;
+        if !copied {
+            self.no_copy.store(true, Ordering::Relaxed);
+        }
+        Ok(copied)
     }
 
     /// Flushes the data to disk and renames the file to its target name.

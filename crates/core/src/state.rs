@@ -460,6 +460,13 @@ impl SavedState {
         self.bin.as_ref().unwrap_or(&self.main)
     }
 
+    /// For a RAM block stored raw (its value is exactly the 256 pages), the file holding it
+    /// and the offset of its first page.
+    pub(crate) fn raw_block_at(&self, n: usize) -> Option<(&InputFile, u64)> {
+        let v = self.blocks.get(n)?;
+        (v.len == BLOCK_SIZE as u64).then(|| (&self.mem_file().file, v.offset))
+    }
+
     /// The stored bytes of RAM block `n`.
     pub(crate) fn block_data(&self, n: usize) -> Result<Cow<'_, [u8]>> {
         let v = self.blocks.get(n).ok_or_else(|| {
