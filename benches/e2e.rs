@@ -3,7 +3,7 @@
 //! same run (warm page cache), with 1 and 2 threads, and the peak anonymous memory of the
 //! conversion.
 //!
-//! `cargo bench -p vm2dmp-benches --bench e2e [-- --quick] [--max-gib N] [--out FILE.md]`
+//! `cargo bench -p vm2dmp-benches --bench e2e [-- --quick] [--max-gib N] [--only raw|mixed|compressed|mostly-zero] [--out FILE.md]`
 //! Inputs go to `$VM2DMP_BENCH_DIR` (default `target/bench-e2e`) and are removed at the end;
 //! `--out` is relative to the workspace root.
 
@@ -160,7 +160,17 @@ fn main() {
             (16, Content::MostlyZero),
         ]
     };
-    let cases: Vec<(u64, Content)> = cases.into_iter().filter(|(g, _)| *g <= max_gib).collect();
+    // `--only NAME`: the cases of one content ("raw", "mixed", "compressed", "mostly-zero").
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str);
+    let cases: Vec<(u64, Content)> = cases
+        .into_iter()
+        .filter(|(g, _)| *g <= max_gib)
+        .filter(|(_, c)| only.is_none_or(|o| c.short_name() == o))
+        .collect();
     let runs = if quick { 1 } else { 2 };
     let mut rows = Vec::new();
     for (gib, content) in cases {

@@ -92,6 +92,16 @@ pub enum Content {
 }
 
 impl Content {
+    /// The name `bench_input` and `e2e --only` take.
+    pub fn short_name(self) -> &'static str {
+        match self {
+            Content::RawBlocks => "raw",
+            Content::Mixed => "mixed",
+            Content::Compressed => "compressed",
+            Content::MostlyZero => "mostly-zero",
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Content::RawBlocks => "raw blocks",

@@ -272,6 +272,10 @@ fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()
     f.read_exact(buf)
 }
 
+#[cfg_attr(
+    not(any(target_os = "linux", target_os = "android")),
+    allow(dead_code, reason = "only the Linux copy produces errors")
+)]
 enum CopyError {
     /// The input ended early.
     Read(std::io::Error),
