@@ -407,13 +407,31 @@ fn main() -> Result<()> {
         }
         seeds.put("kdump_parse", name, &file)?;
     }
-    // Headers Windows wrote (testdata/windows-dumps): their first 16 KiB.
+    // A PDB of the shape the kernel tests use: four sections, a few public symbols.
+    let pdb = vm2dmp_synth::pdb::pdb_bytes(
+        *b"\x38\x44\xdb\xb9\x20\x17\x49\x67\xbe\x7a\xa4\xa2\xc2\x04\x30\xfa",
+        1,
+        &[
+            (b".text", 0x1000, 0x3000),
+            (b".data", 0x4000, 0x4000),
+            (b".rsrc", 0x8000, 0x1000),
+        ],
+        &[
+            ("KdDebuggerDataBlock", 0x4100),
+            ("PsLoadedModuleList", 0x4200),
+            ("KiProcessorBlock", 0x4300),
+            ("KdCopyDataBlock", 0x1200),
+        ],
+    );
+    assert_eq!(vm2dmp::fuzzing::parse_pdb(&pdb), Some(4), "seed PDB must parse");
+    seeds.put("pdb_symbols", "four-symbols", &pdb)?;
+    // Headers Windows wrote (testdata/windows-dumps): their first 8 KiB.
     for (name, file) in [
         ("windows-arm64-triage", "win10_arm64_mem.dmp"),
         ("windows-arm32-triage", "RPi3_ARM_mini.cab.dmp"),
     ] {
         let bytes = std::fs::read(Path::new("../testdata/windows-dumps").join(file))?;
-        seeds.put("kdump_parse", name, &bytes[..bytes.len().min(0x4000)])?;
+        seeds.put("kdump_parse", name, &bytes[..bytes.len().min(0x2000)])?;
     }
 
     // Page tables: 32-bit, PAE and 4-level, each mapping KUSER_SHARED_DATA to page 5 and

@@ -84,6 +84,13 @@ pub mod fuzzing {
         ok
     }
 
+    /// Reads the public symbols of a PDB (any build); the number read, if it parses.
+    pub fn parse_pdb(data: &[u8]) -> Option<usize> {
+        crate::kernel::pdb::Symbols::from_bytes(data)
+            .ok()
+            .map(|s| s.len())
+    }
+
     /// Parses a `partition_state` value; true if it is well formed.
     pub fn parse_partition_state(data: &[u8]) -> bool {
         let ctx = crate::error::FileCtx::new(Path::new("partition_state"));

@@ -123,6 +123,14 @@ fn partition_state() {
 #[test]
 fn kdump_parse() {
     for (p, data) in inputs("kdump_parse") {
+        let head = &data[..data.len().min(KernelDump::HEADER_PREFIX as usize)];
+        let need = KernelDump::metadata_len(head, data.len() as u64) as usize;
+        assert_eq!(
+            KernelDump::parse_prefix(&data[..need], data.len() as u64).ok(),
+            KernelDump::parse(&data).ok(),
+            "{}",
+            p.display()
+        );
         let Ok(dump) = KernelDump::parse(&data) else {
             continue;
         };
@@ -134,6 +142,23 @@ fn kdump_parse() {
         for pfn in listed.into_iter().take(16) {
             assert!(dump.page(&data, pfn).is_ok(), "{}", p.display());
         }
+    }
+}
+
+/// The PDB seed parses and names its symbols. The regression input makes the `pdb` crate
+/// overflow (a panic in this build, which has overflow checks): the library catches it and
+/// refuses the PDB.
+#[test]
+fn pdb_symbols() {
+    let all = inputs("pdb_symbols");
+    assert!(all.len() >= 2);
+    for (p, data) in all {
+        let want = if p.to_string_lossy().contains("fuzz-regressions") {
+            None
+        } else {
+            Some(4)
+        };
+        assert_eq!(vm2dmp::fuzzing::parse_pdb(&data), want, "{}", p.display());
     }
 }
 

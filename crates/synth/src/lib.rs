@@ -102,6 +102,7 @@ pub mod lz;
 pub mod model;
 pub mod options;
 pub mod partition;
+pub mod pdb;
 
 use std::io;
 use std::path::Path;

@@ -58,9 +58,44 @@ impl Symbols {
     pub fn load(path: &Path, want: Option<&PdbId>) -> Result<Symbols, String> {
         let file_path = locate(path, want)?;
         let shown = file_path.display().to_string();
-        let err = |e: pdb::Error| format!("{shown}: {e}");
         let file = std::fs::File::open(&file_path).map_err(|e| format!("{shown}: {e}"))?;
-        let mut pdb = pdb::PDB::open(file).map_err(err)?;
+        Self::read(file, &file_path, Some(want))
+    }
+
+    /// Reads symbols from a PDB held in memory, whatever build it is for (fuzzing).
+    pub(crate) fn from_bytes(data: &[u8]) -> Result<Symbols, String> {
+        Self::read(std::io::Cursor::new(data), Path::new("<memory>"), None)
+    }
+
+    /// Reads the PDB in `source`. `want`: `Some(id)` checks the GUID and age against the
+    /// kernel's CodeView record (`Some(None)`: the kernel has none, an error); `None` takes
+    /// any PDB.
+    fn read<'s, S: pdb::Source<'s> + 's>(
+        source: S,
+        file_path: &Path,
+        want: Option<Option<&PdbId>>,
+    ) -> Result<Symbols, String> {
+        // The PDB parser is a dependency reading a file the user named: should it panic on a
+        // malformed one, the PDB is refused and the conversion goes on without symbols.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Self::read_unguarded(source, file_path, want)
+        }))
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "{}: the PDB parser failed on this file",
+                file_path.display()
+            ))
+        })
+    }
+
+    fn read_unguarded<'s, S: pdb::Source<'s> + 's>(
+        source: S,
+        file_path: &Path,
+        want: Option<Option<&PdbId>>,
+    ) -> Result<Symbols, String> {
+        let shown = file_path.display().to_string();
+        let err = |e: pdb::Error| format!("{shown}: {e}");
+        let mut pdb = pdb::PDB::open(source).map_err(err)?;
         let info = pdb.pdb_information().map_err(err)?;
         let (d1, d2, d3, d4) = info.guid.as_fields();
         let mut guid = [0u8; 16];
@@ -75,7 +110,7 @@ impl Symbols {
             .and_then(|d| d.age())
             .unwrap_or(info.age);
         match want {
-            Some(w) if w.guid != guid || (w.age != age && w.age != info.age) => {
+            Some(Some(w)) if w.guid != guid || (w.age != age && w.age != info.age) => {
                 return Err(format!(
                     "{shown} is for build {} age {age}, the kernel in memory is {} age {}",
                     guid_string(&guid),
@@ -83,7 +118,7 @@ impl Symbols {
                     w.age
                 ))
             }
-            None => {
+            Some(None) => {
                 return Err(format!(
                     "{shown}: the kernel in memory has no CodeView record to match the PDB against"
                 ))
@@ -108,7 +143,7 @@ impl Symbols {
             }
         }
         Ok(Symbols {
-            path: file_path,
+            path: file_path.to_path_buf(),
             guid,
             age,
             names,
