@@ -186,7 +186,15 @@ fn render(s: &Summary, e: &EncodingStats, state: &SavedState) -> String {
         (n, false) => format!("dirty: {n} pending entries, NOT replayed (--no-replay)"),
     };
     if s.format == vm2dmp::InputFormat::Vmrs {
-        let _ = writeln!(o, "Replay log:    {replay}");
+        let _ = writeln!(
+            o,
+            "Replay log:    {replay}{}",
+            if s.replay_log.region_past_end {
+                "; its region runs past the end of the file (a trimmed or truncated copy)"
+            } else {
+                ""
+            }
+        );
     }
     let _ = writeln!(
         o,

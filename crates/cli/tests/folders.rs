@@ -727,7 +727,10 @@ fn hostile_files_in_a_folder() {
         &snaps.join(format!("{SN_3}.vmcx")),
         &[
             ("properties/name", s("Shielded")),
-            ("security/shielding_requested", KeyValue::Bool(true)),
+            (
+                "security/settings/shielding_requested",
+                KeyValue::Bool(true),
+            ),
         ],
     );
     std::fs::write(snaps.join(format!("{SN_3}.vmrs")), vec![0xA5u8; 12288]).unwrap();

@@ -54,11 +54,18 @@ pub mod keys {
     pub const PARENT_SNAPSHOT_ID: &str = "configuration/properties/parent_snapshot_id";
     /// The VM a checkpoint belongs to (GUID string). Assumed.
     pub const VM_ID: &str = "configuration/properties/vm_id";
-    /// Booleans that mark a VM whose saved state is encrypted (shielded VMs, state encryption).
-    /// Assumed names.
-    pub const ENCRYPTION: [&str; 2] = [
-        "configuration/security/shielding_requested",
-        "configuration/security/encrypt_state_and_vm_migration_traffic",
+    /// The logical identifier (GUID string). Verified in real VM configurations, where it
+    /// equals the VM's own `global_id`; taken as the owning VM when it differs (assumed to
+    /// be so in a checkpoint's configuration) and `VM_ID` is absent.
+    pub const LOGICAL_ID: &str = "configuration/settings/global/logical_id";
+    /// Booleans that mark a VM whose saved state is encrypted: shielding, and state
+    /// encryption (`encrypt_state_migration` from configuration version 7.1,
+    /// `data_protection_requested` before). Paths as the Hyper-V worker process reads them
+    /// (from published disassembly); not seen set in a real file.
+    pub const ENCRYPTION: [&str; 3] = [
+        "configuration/security/settings/shielding_requested",
+        "configuration/security/settings/encrypt_state_migration",
+        "configuration/security/settings/data_protection_requested",
     ];
 }
 
@@ -744,8 +751,10 @@ fn read_vmcx(path: &Path) -> std::result::Result<HashMap<&'static str, CfgVal>, 
         keys::GLOBAL_ID,
         keys::PARENT_SNAPSHOT_ID,
         keys::VM_ID,
+        keys::LOGICAL_ID,
         keys::ENCRYPTION[0],
         keys::ENCRYPTION[1],
+        keys::ENCRYPTION[2],
     ];
     for k in wanted {
         let Ok(Some(v)) = cf.value(&format!("/{k}")) else {
@@ -876,8 +885,10 @@ fn read_xml(path: &Path) -> std::result::Result<Option<HashMap<&'static str, Cfg
         keys::GLOBAL_ID,
         keys::PARENT_SNAPSHOT_ID,
         keys::VM_ID,
+        keys::LOGICAL_ID,
         keys::ENCRYPTION[0],
         keys::ENCRYPTION[1],
+        keys::ENCRYPTION[2],
     ];
     for k in wanted {
         let mut parts = k.split('/');
@@ -1026,9 +1037,10 @@ fn read_config(path: &Path, role: Role) -> Option<Config> {
     }
     cfg.created = values.get(keys::CREATION_TIME).and_then(creation_time);
     cfg.parent_id = text(keys::PARENT_SNAPSHOT_ID).and_then(|g| normalize_guid(&g));
-    cfg.vm_id = text(keys::VM_ID)
-        .and_then(|g| normalize_guid(&g))
-        .filter(|g| *g != cfg.id);
+    cfg.vm_id = [keys::VM_ID, keys::LOGICAL_ID]
+        .into_iter()
+        .filter_map(|k| text(k).and_then(|g| normalize_guid(&g)))
+        .find(|g| *g != cfg.id);
     cfg.encrypted = keys::ENCRYPTION
         .iter()
         .any(|k| values.get(k).is_some_and(CfgVal::truthy));

@@ -26,6 +26,9 @@ pub struct ReplayLogStatus {
     pub pending_entries: u32,
     /// Whether those entries were applied to an in-memory overlay before reading.
     pub replayed: bool,
+    /// The log region the header declares runs past the end of the file (a trimmed or
+    /// truncated copy). Accepted while the log header and any pending entry are inside it.
+    pub region_past_end: bool,
 }
 
 /// A parsed HVS file: the key tree with every value located in the file.
@@ -206,8 +209,11 @@ fn apply_replay_log(
     if log_off == 0 && log_size == 0 {
         return Ok(ReplayLogStatus::default());
     }
+    // The region may run past the end of the file: copies are seen with the unused tail of
+    // the log cut off. What is read of it (header, pending entries) must be inside.
     let log_end = log_off.checked_add(log_size);
-    if log_end.is_none_or(|e| e > file.len())
+    if log_end.is_none()
+        || log_off >= file.len()
         || log_off < FIRST_OBJECT_TABLE
         || hdr_area < ReplayLogHeader::SIZE as u64
         || hdr_area > log_size
@@ -248,6 +254,7 @@ fn apply_replay_log(
     let mut status = ReplayLogStatus {
         pending_entries: h.current_entries,
         replayed: false,
+        region_past_end: log_end.is_some_and(|e| e > file.len()),
     };
     if h.current_entries == 0 || !replay {
         return Ok(status);

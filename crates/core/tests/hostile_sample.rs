@@ -319,3 +319,38 @@ fn dirty_file_is_replayed_in_memory() {
     let p = patched(dir.path(), VMRS, |d| set_pending(d, 1000));
     expect_corrupt(&p, "replay log header", Some(LOG as u64));
 }
+
+/// Copies are seen with the unused tail of the replay log cut off (real `.vmrs` / `.vmcx`
+/// files trimmed to their last object): such a file opens, and says so, as long as the log
+/// header and any pending entry are inside it. A pending entry whose data was cut off is an
+/// error.
+#[test]
+fn replay_log_region_past_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = std::fs::read(sample(VMRS)).unwrap();
+    // Cut inside the log's data area: the header area (0x1000 bytes) stays.
+    let p = dir.path().join("trimmed.vmrs");
+    std::fs::write(&p, &full[..LOG + 0x1000 + 0x24]).unwrap();
+    let state = SavedState::open(&p).unwrap();
+    let r = state.replay_log();
+    assert_eq!((r.pending_entries, r.region_past_end), (0, true));
+    let mut buf = [0u8; 12];
+    state.read_phys(0xC0FFE, &mut buf).unwrap();
+    assert_eq!(&buf[..4], &75826887u32.to_le_bytes());
+    assert!(
+        !SavedState::open(sample(VMRS))
+            .unwrap()
+            .replay_log()
+            .region_past_end
+    );
+    // The same cut with entries pending: their data is gone.
+    let mut d = full[..LOG + 0x1000 + 0x24].to_vec();
+    set_pending(&mut d, 11);
+    std::fs::write(&p, &d).unwrap();
+    let e = SavedState::open(&p).unwrap_err().to_string();
+    assert!(e.contains("replay log data"), "{e}");
+    // Cut inside the log header itself: an error naming the log.
+    std::fs::write(&p, &full[..LOG + 20]).unwrap();
+    let e = SavedState::open(&p).unwrap_err().to_string();
+    assert!(e.contains("replay log"), "{e}");
+}
