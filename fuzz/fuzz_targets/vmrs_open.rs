@@ -1,4 +1,4 @@
-//! Opens the input as an in-memory `.vmrs` and reads everything it offers.
+//! Opens the input as an in-memory `.vmrs` and reads everything it offers, keys included.
 //!
 //! Inputs of even length get their HVS checksums recomputed first, so that mutations reach
 //! the structures behind the CRC-32 fields; odd-length inputs are read exactly as given, which
@@ -14,6 +14,8 @@ fuzz_target!(|data: &[u8]| {
     if bytes.len().is_multiple_of(2) {
         vm2dmp_fuzz::fix_hvs_checksums(&mut bytes);
     }
+    // Every key, as `vm2dmp keys` lists them (also for files without memory).
+    let _ = vm2dmp::list_keys_from_bytes(Path::new("fuzz.vmrs"), bytes.clone(), false);
     if let Ok(state) = vm2dmp::SavedState::from_bytes(Path::new("fuzz.vmrs"), bytes, None) {
         vm2dmp_fuzz::exercise(&state);
     }

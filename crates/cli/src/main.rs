@@ -12,6 +12,7 @@ mod batch;
 mod convert;
 mod dumpinfo;
 mod info;
+mod keys;
 mod list;
 
 /// Exit codes (documented in README).
@@ -81,6 +82,11 @@ enum Command {
         after_help = "Examples:\n  vm2dmp list 'D:/VMs/Web01'\n  vm2dmp list 'C:/ProgramData/Microsoft/Windows/Hyper-V' --json\n  vm2dmp list web01_6C1F....avhdx"
     )]
     List(list::ListArgs),
+    /// Print every key of a saved-state or configuration file (.vmrs, .vmcx, .vsv, .bin)
+    #[command(
+        after_help = "Examples:\n  vm2dmp keys 'Virtual Machines/5A7C....vmcx' --prefix /configuration/properties\n  vm2dmp keys vm.vmrs --json"
+    )]
+    Keys(keys::KeysArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
     Completions {
         #[arg(value_enum)]
@@ -183,6 +189,7 @@ fn main() -> ExitCode {
         },
         Command::Convert(args) => convert::run(&args, cancel),
         Command::List(args) => list::run(&args).map_err(CliError::from),
+        Command::Keys(args) => keys::run(&args),
         Command::Completions { shell } => {
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "vm2dmp", &mut script);

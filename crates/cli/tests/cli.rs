@@ -375,3 +375,70 @@ fn info_on_dumps_written_by_windows() {
         "{err}"
     );
 }
+
+/// `keys` lists every key of the real sample's files, with types, places and values; a
+/// damaged file is one error line and exit code 2.
+#[test]
+fn keys_of_the_real_sample() {
+    let out = vm2dmp()
+        .args(["keys", "--prefix", "/savedstate/"])
+        .arg(sample("test_file.VMRS"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "/savedstate/VmVersion [int, 8 bytes at 0x3d0d] 2304",
+        "/savedstate/VmwpVersion [string, 76 bytes at 0x3c60] \"10.0.18301.1044 (WinBuild.160101.0800)\"",
+        "/savedstate/type [string, 12 bytes at 0x3cd6] \"Normal\"",
+        // Version 3, 64,512 pages from GPA 0: the memory map expected.json gives.
+        "/savedstate/RamMemoryBlock0 [binary, 48 bytes at 0x3d4a] 030000000000000000fc0000000000000000000000000000000000000000000000000000000000000000000000000000",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line:?}");
+    }
+    assert!(text.lines().all(|l| l.starts_with("/savedstate/")));
+    // One key per 1 MiB RAM block: 64,512 pages / 256 = 252.
+    let blocks = text
+        .lines()
+        .filter(|l| l.starts_with("/savedstate/RamBlock") && l.contains("[binary"))
+        .count();
+    assert_eq!(blocks, 252);
+
+    let out = vm2dmp()
+        .args(["keys", "--json"])
+        .arg(sample("test_file.vsv"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["container"], "legacy");
+    assert_eq!(j["replay_log"], Value::Null);
+    let keys = j["keys"].as_array().unwrap();
+    assert!(keys.len() > 100, "{}", keys.len());
+    let ram_map = keys
+        .iter()
+        .find(|k| {
+            k["path"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("RamMemoryBlock")
+        })
+        .unwrap_or_else(|| panic!("no memory map key in {j:#}"));
+    assert_eq!(ram_map["type"], "binary");
+    assert!(ram_map["value"]["hex"]
+        .as_str()
+        .unwrap()
+        .starts_with("030000000000000000fc0000"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.vmrs");
+    let mut b = std::fs::read(sample("test_file.VMRS")).unwrap();
+    b[0] ^= 0xFF;
+    b[4096] ^= 0xFF;
+    std::fs::write(&bad, b).unwrap();
+    let out = vm2dmp().arg("keys").arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("bad.vmrs"), "{err}");
+}

@@ -130,6 +130,11 @@ impl HvsFile {
         })
     }
 
+    /// Every key with its path (e.g. `/savedstate/RamBlock0`), sorted by path.
+    pub fn keys(&self) -> Vec<(String, Value)> {
+        self.keys.all()
+    }
+
     /// The value at `path` (e.g. `/savedstate/RamBlock0`); `Ok(None)` if absent, an error if
     /// several siblings share the path.
     pub fn value(&self, file: &InputFile, path: &str) -> Result<Option<Value>> {
@@ -660,6 +665,25 @@ struct KeyNode {
 }
 
 impl KeyTree {
+    /// Every entry with its path, sorted by path. The tree was checked to be acyclic and at
+    /// most `MAX_KEY_DEPTH` deep when it was built.
+    fn all(&self) -> Vec<(String, Value)> {
+        let mut out = Vec::with_capacity(self.nodes.len());
+        let mut stack: Vec<(String, &HashMap<String, Vec<usize>>)> =
+            vec![(String::new(), &self.root)];
+        while let Some((prefix, level)) = stack.pop() {
+            for (name, indices) in level {
+                for node in indices.iter().filter_map(|&i| self.nodes.get(i)) {
+                    let path = format!("{prefix}/{name}");
+                    stack.push((path.clone(), &node.children));
+                    out.push((path, node.value));
+                }
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.entry_offset.cmp(&b.1.entry_offset)));
+        out
+    }
+
     /// The entries at `path`; an error if an intermediate component is ambiguous.
     fn lookup(&self, file: &InputFile, path: &str) -> Result<Vec<Value>> {
         let mut level = &self.root;

@@ -170,4 +170,12 @@ impl LegacyFile {
     pub fn value(&self, name: &str) -> Option<Value> {
         self.values.get(name).copied()
     }
+
+    /// Every value with its name, sorted by name.
+    pub fn keys(&self) -> Vec<(String, Value)> {
+        let mut v: Vec<(String, Value)> =
+            self.values.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
 }

@@ -32,6 +32,7 @@ mod error;
 mod hvs;
 mod input;
 mod kernel;
+mod keys;
 mod legacy;
 mod output;
 mod progress;
@@ -57,6 +58,7 @@ pub use kernel::translate::{
 };
 pub use kernel::{discover_kernel, dump_patched_pages, Finding, KernelInfo, Method};
 pub use kernel::{kdbg, pe};
+pub use keys::{list_keys, list_keys_from_bytes, KeyData, KeyEntry, KeyListing};
 pub use output::OutputFile;
 pub use progress::{Cancel, NoProgress, Progress};
 pub use ram::EncodingStats;

@@ -160,11 +160,11 @@ impl std::fmt::Debug for SavedState {
     }
 }
 
-fn open_container(path: &Path, replay: bool) -> Result<ContainerFile> {
+pub(crate) fn open_container(path: &Path, replay: bool) -> Result<ContainerFile> {
     parse_container(InputFile::open(path)?, replay)
 }
 
-fn parse_container(mut file: InputFile, replay: bool) -> Result<ContainerFile> {
+pub(crate) fn parse_container(mut file: InputFile, replay: bool) -> Result<ContainerFile> {
     if file.len() < 4 {
         return Err(file.ctx.corrupt(
             "file signature",
