@@ -43,7 +43,17 @@ pub(crate) fn run(
     json: bool,
     symbols: Option<&std::path::Path>,
 ) -> vm2dmp::Result<()> {
-    let state = SavedState::open_with(&args.input, &args.open_options())?;
+    let state = SavedState::open_with(&args.input, &args.open_options()).map_err(|e| match e {
+        // A configuration or a running VM's state: say where to look instead.
+        vm2dmp::Error::NoMemoryImage { path, detail } => vm2dmp::Error::NoMemoryImage {
+            detail: format!(
+                "{detail}; `vm2dmp keys {}` lists what it holds",
+                path.display()
+            ),
+            path,
+        },
+        e => e,
+    })?;
     let kernel = vm2dmp::discover_kernel(&state, symbols);
     let summary = state.summary()?;
     let encoding = state.encoding_stats()?;
