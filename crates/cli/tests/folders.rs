@@ -803,3 +803,50 @@ fn hostile_files_in_a_folder() {
         .iter()
         .any(|e| e["files"].to_string().contains("random.bin")));
 }
+
+/// A configuration given where a saved state is expected: `info` says what it is and where
+/// the memory would be; `keys` shows its keys.
+#[test]
+fn info_and_keys_of_a_configuration_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join(format!("{VM_A}.vmcx"));
+    vmcx(
+        &cfg,
+        &[
+            ("properties/name", s("Web01")),
+            ("properties/creation_time", ft(3)),
+        ],
+    );
+    let out = vm2dmp().arg("info").arg(&cfg).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("is a VM or checkpoint configuration (.vmcx), not a saved state")
+            && err.contains("vm2dmp keys"),
+        "{err}"
+    );
+    let out = vm2dmp()
+        .args(["keys", "--prefix", "/configuration/properties/"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines[0].starts_with("/configuration/properties/creation_time [binary, 8 bytes at "));
+    assert!(lines[0].ends_with(&hex8(filetime(3))), "{text}");
+    assert!(lines[1].starts_with("/configuration/properties/name [string, 10 bytes at "));
+    assert!(lines[1].ends_with(" \"Web01\""), "{text}");
+    // The synthetic writer's own version key (0x900).
+    assert!(
+        lines[2].starts_with("/configuration/properties/version [int, 8 bytes at ")
+            && lines[2].ends_with(" 2304"),
+        "{text}"
+    );
+}
+
+fn hex8(v: u64) -> String {
+    v.to_le_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -312,6 +312,12 @@ impl SavedState {
             implied
         } else if main.value(&other.memory_block(0))?.is_some() {
             other
+        } else if main.value("/savedstate")?.is_none()
+            && main.value("/configuration/properties/name")?.is_some()
+        {
+            return Err(ctx.no_memory(
+                "it is a VM or checkpoint configuration (.vmcx), not a saved state; the memory of a saved VM or checkpoint is in the .vmrs beside it",
+            ));
         } else {
             return Err(ctx.no_memory(
                 "no RamMemoryBlock0 key (a running VM's state, a production checkpoint or a checkpoint of a stopped VM)",
