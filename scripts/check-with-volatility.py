@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """Open vm2dmp's dumps with readers nobody here wrote and compare every guest page.
 
-Readers: volatility3's crash layers (WindowsCrashDump64Layer / WindowsCrashDump32Layer) and
-the kdmp-parser Python package (x64 only: it does not read 32-bit dumps).
+Readers: volatility3's crash layers (WindowsCrashDump64Layer / WindowsCrashDump32Layer), the
+kdmp-parser Python package (x64 only: it does not read 32-bit dumps), and LeechCore
+(leechcorepyc), the acquisition layer MemProcFS opens dump files with (x64 full and bitmap,
+x86 full; it reads a 32-bit bitmap dump as a raw file, so those are not given to it, and it
+refuses files under 16 MiB).
 
 Input: the manifest written by `cargo run -p vm2dmp --example make_check_dumps -- DIR`, which
 lists each dump and the SHA-256 of every guest page (null for an all-zero page of a dump
@@ -78,6 +81,37 @@ def check_kdmp(d):
     return bad, f"{dmp.type.name}, {len(dmp.pages)} pages"
 
 
+def check_leechcore(d):
+    import leechcorepyc
+
+    lc = leechcorepyc.LeechCore("file://" + os.path.abspath(d["path"]))
+    ranges = [(r["base"], r["base"] + r["size"]) for r in lc.memmap]
+    if not any(r["offset"] for r in lc.memmap):
+        # Offset 0 everywhere: read as a raw file, not as a crash dump.
+        return len(d["pages"]), "not recognised as a crash dump"
+
+    def mapped(addr):
+        return any(lo <= addr < hi for lo, hi in ranges)
+
+    bad = 0
+    for pfn_hex, want in d["pages"].items():
+        addr = int(pfn_hex, 16) << 12
+        if not mapped(addr):
+            if want is not None:  # only an all-zero page left out may be missing
+                bad += 1
+            continue
+        got = lc.read(addr, 4096)
+        if want is None:
+            if got != ZERO_PAGE:
+                bad += 1
+        elif hashlib.sha256(got).hexdigest() != want:
+            bad += 1
+    for hole in d["holes"]:
+        if mapped(int(hole, 16)):
+            bad += 1  # a hole must not be mapped
+    return bad, f"{len(ranges)} mapped ranges"
+
+
 def main():
     if len(sys.argv) != 2:
         print(__doc__)
@@ -92,6 +126,8 @@ def main():
         readers = [("volatility3", check_volatility)]
         if d["arch"] == "x64":
             readers.append(("kdmp-parser", check_kdmp))
+        if d["arch"] == "x64" or not d["bitmap"]:
+            readers.append(("LeechCore", check_leechcore))
         for reader, fn in readers:
             checks += 1
             try:

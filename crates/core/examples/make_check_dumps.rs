@@ -36,9 +36,11 @@ fn x64_vm() -> SynthVm {
             gpa_page_start: 8 * MIB_PAGES,
             page_count: 2 * MIB_PAGES,
         },
+        // Past 4 GiB, and enough RAM that even the dump without zero pages is over 16 MiB
+        // (LeechCore, MemProcFS's reader, refuses smaller files).
         SynthRange {
             gpa_page_start: 0x10_0000,
-            page_count: 2 * MIB_PAGES,
+            page_count: 21 * MIB_PAGES,
         },
     ])
     .with_pages(MixedContent { seed: 11 })
@@ -56,7 +58,7 @@ fn x86_vm() -> SynthVm {
         },
         SynthRange {
             gpa_page_start: 0x1_0000,
-            page_count: MIB_PAGES,
+            page_count: 18 * MIB_PAGES,
         },
     ])
     .with_pages(MixedContent { seed: 12 })
@@ -70,7 +72,7 @@ fn x86_vm() -> SynthVm {
 
 /// One manifest entry: the dump and, for every guest page, its SHA-256 (or null when the
 /// dump leaves it out because it is all zero).
-fn entry(state: &SavedState, dump: &Path, arch: &str, skip_zero: bool) -> String {
+fn entry(state: &SavedState, dump: &Path, arch: &str, bitmap: bool, skip_zero: bool) -> String {
     let mut pages = String::new();
     let mut it = state.pages();
     while let Some(p) = it.next() {
@@ -90,7 +92,7 @@ fn entry(state: &SavedState, dump: &Path, arch: &str, skip_zero: bool) -> String
         .map(|r| format!("\"{:#x}\"", r.gpa_end()))
         .collect();
     format!(
-        "{{\"path\":{:?},\"arch\":\"{arch}\",\"dtb\":\"{:#x}\",\"rip\":\"{:#x}\",\"holes\":[{}],\"pages\":{{{pages}}}}}",
+        "{{\"path\":{:?},\"arch\":\"{arch}\",\"bitmap\":{bitmap},\"dtb\":\"{:#x}\",\"rip\":\"{:#x}\",\"holes\":[{}],\"pages\":{{{pages}}}}}",
         dump.display().to_string(),
         state.boot_vcpu().cr3,
         state.boot_vcpu().rip,
@@ -152,7 +154,13 @@ fn main() {
             symbols: None,
         };
         convert(&state, &path, &opts, &NoProgress, &Cancel::new()).expect("convert");
-        entries.push(entry(&state, &path, arch, skip_zero));
+        entries.push(entry(
+            &state,
+            &path,
+            arch,
+            format == DumpFormat::Bitmap,
+            skip_zero,
+        ));
     }
     let manifest = out.join("manifest.json");
     std::fs::write(

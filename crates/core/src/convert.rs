@@ -397,8 +397,25 @@ fn plan(
             present.set(pfn);
         }
     }
-    DumpLayout::bitmap(arch, &runs, present).map_err(layout_err)
+    let layout = DumpLayout::bitmap(arch, &runs, present).map_err(layout_err)?;
+    // What MemProcFS (LeechCore 2.23) opens: 64-bit bitmap dumps whose pages start within
+    // the first 16 MiB of the file, 32-bit dumps only in full form.
+    if arch != Arch::X64 {
+        notes.push(
+            "32-bit bitmap dump: WinDbg and volatility3 read it; MemProcFS reads 32-bit dumps only in full form (--format full, without --skip-zero)".into(),
+        );
+    } else if layout.data_offset() > MEMPROCFS_MAX_FIRST_PAGE {
+        notes.push(format!(
+            "the page bitmap of a guest whose RAM ends at {} GiB puts the first page at {} MiB in the file: MemProcFS opens bitmap dumps only when that is at most 16 MiB (RAM ending below about 511 GiB); WinDbg, volatility3 and kdmp-parser read it",
+            (limit << 12) >> 30,
+            layout.data_offset() >> 20
+        ));
+    }
+    Ok(layout)
 }
+
+/// Largest `FirstPage` of a bitmap dump that LeechCore (MemProcFS) accepts.
+const MEMPROCFS_MAX_FIRST_PAGE: u64 = 0x0100_0000;
 
 /// Writes a kernel dump of `state` to `target`.
 ///

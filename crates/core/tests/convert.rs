@@ -303,6 +303,13 @@ fn x86_pae_and_32_bit_guests_get_32_bit_headers() {
             },
         );
         assert_eq!(r.pages_written, 2, "only the two non-zero pages");
+        assert!(
+            r.notes
+                .iter()
+                .any(|n| n.contains("32-bit bitmap dump") && n.contains("--format full")),
+            "{:?}",
+            r.notes
+        );
         let bytes = std::fs::read(&out).unwrap();
         let d = KernelDump::parse(&bytes).unwrap();
         assert_eq!(d.dump_type(), 5);
@@ -391,6 +398,54 @@ fn more_than_42_ranges_become_a_bitmap_dump() {
         &Cancel::new(),
     );
     assert!(e.is_ok(), "full falls back to bitmap with a note");
+}
+
+/// Bitmap dumps that MemProcFS would not open get a note saying so; others do not.
+#[test]
+fn bitmap_dumps_memprocfs_cannot_open_are_noted() {
+    let dir = tempfile::tempdir().unwrap();
+    let bitmap = || ConvertOptions {
+        format: DumpFormat::Bitmap,
+        force: true,
+        ..Default::default()
+    };
+    // RAM ending at 600 GiB: a 19 MiB page bitmap, so the pages start past 16 MiB.
+    let far = 600 * 1024 * MIB_PAGES;
+    let vm = SynthVm::new(vec![
+        SynthRange {
+            gpa_page_start: 0,
+            page_count: MIB_PAGES,
+        },
+        SynthRange {
+            gpa_page_start: far - MIB_PAGES,
+            page_count: MIB_PAGES,
+        },
+    ])
+    .with_pages(MixedContent { seed: 5 })
+    .with_vps(x64_vps(1));
+    let p = dir.path().join("far.vmrs");
+    write_vmrs(&vm, &p).unwrap();
+    let state = SavedState::open(&p).unwrap();
+    let out = dir.path().join("far.dmp");
+    let r = convert_to(&state, &out, bitmap());
+    assert!(
+        r.notes
+            .iter()
+            .any(|n| n.contains("RAM ends at 600 GiB") && n.contains("MemProcFS")),
+        "{:?}",
+        r.notes
+    );
+    check_with_kdmp_parser(&out, &vm, true, false);
+    // The usual x64 guest: no such note.
+    let vm = x64_vm(1);
+    let p = dir.path().join("near.vmrs");
+    write_vmrs(&vm, &p).unwrap();
+    let r = convert_to(&SavedState::open(&p).unwrap(), &out, bitmap());
+    assert!(
+        !r.notes.iter().any(|n| n.contains("MemProcFS")),
+        "{:?}",
+        r.notes
+    );
 }
 
 /// Cancels after the first progress report.
