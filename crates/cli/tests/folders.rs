@@ -121,7 +121,33 @@ fn xml(path: &Path, fields: &[(&str, &str, &str)], utf16: bool) {
 ///   Snapshots/<S2>.xml "Second" (parent S1) + <S2>/<S2>.vsv (the .bin is missing)
 ///   Snapshots/<S3>.xml "Third" (parent S2), no memory (VM was off)
 /// ```
+/// The host's `data.vmcx` (its list of registered VMs: root `/Configurations`, no
+/// `/configuration`), trimmed after its header area the way real copies are seen: the replay
+/// log region runs past the end of the file. Not a VM: `list` leaves it out.
+fn host_data_vmcx(path: &Path) {
+    let mut vm = SynthVm::with_ram_mib(1);
+    vm.vmrs.omit_keys = vec!["/savedstate".into(), "/configuration".into()];
+    vm.vmrs.device_keys = false;
+    vm.vmrs.extra_keys = vec![
+        ("/Configurations/FormatVersion".into(), KeyValue::Int(2)),
+        (
+            format!("/Configurations/VirtualMachines/_{VM_A}_"),
+            s(&format!("D:\\VMs\\web01\\Virtual Machines\\{VM_A}.vmcx")),
+        ),
+    ];
+    let layout = write_vmrs(&vm, path).unwrap();
+    let log = layout.replay_log.expect("a replay log");
+    let len = std::fs::metadata(path).unwrap().len();
+    assert_eq!(
+        log.offset + log.size,
+        len,
+        "the log is the file's last region"
+    );
+    corrupt::truncate(path, log.offset + log.header_size + 0x40).unwrap();
+}
+
 fn build_tree(root: &Path) {
+    host_data_vmcx(&root.join("data.vmcx"));
     let a = root.join("web01");
     let vms = mkdir(&a.join("Virtual Machines"));
     let snaps = mkdir(&a.join("Snapshots"));
@@ -292,6 +318,28 @@ fn list_json_of_a_hyperv_root_with_both_layouts() {
     build_tree(dir.path());
     let j = list_json(dir.path());
     let entries = j["entries"].as_array().unwrap();
+
+    // The host's data.vmcx is read (keys shows its trimmed log) but is not a VM.
+    assert!(!entries.iter().any(|e| e["configuration"]
+        .as_str()
+        .is_some_and(|c| c.ends_with("data.vmcx"))));
+    let out = vm2dmp()
+        .args(["keys", "--json"])
+        .arg(dir.path().join("data.vmcx"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let k: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(k["replay_log"]["region_past_end"], true);
+    assert!(k["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["path"] == "/Configurations/FormatVersion" && e["value"] == 2));
 
     // Web01: its saved state, four checkpoints, two guest-state files.
     let a = entry(&j, "vm", "Web01");
