@@ -58,6 +58,18 @@ fn binary() -> PathBuf {
     assert_cmd::cargo::cargo_bin("vm2dmp")
 }
 
+/// Starts `vm2dmp` with the arguments `args` adds, output captured, no colours.
+fn spawn(args: impl FnOnce(&mut Command) -> &mut Command) -> Child {
+    let mut c = Command::new(binary());
+    args(&mut c)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 fn temp_name(target: &Path, pid: u32) -> PathBuf {
     let name = target.file_name().unwrap().to_string_lossy();
     target.with_file_name(format!(".{name}.partial-{pid}"))
@@ -99,16 +111,11 @@ fn interrupted_by(sig: &str) {
     patterned_guest(&input, 2);
     let out_dir = common::mkdir(&dir.path().join("out"));
     let target = out_dir.join("guest.dmp");
-    let mut child = Command::new(binary())
-        .args(["convert", "--threads", "1"])
-        .arg(&input)
-        .arg(&target)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(|c| {
+        c.args(["convert", "--threads", "1"])
+            .arg(&input)
+            .arg(&target)
+    });
     wait_for(&temp_name(&target, child.id()), &mut child);
     signal(child.id(), sig);
     let out = child.wait_with_output().unwrap();
@@ -284,18 +291,13 @@ fn sigint_during_batch_stops_it_and_writes_the_report() {
     }
     let out_dir = dir.path().join("out");
     let report = dir.path().join("report.json");
-    let mut child = Command::new(binary())
-        .args(["convert", "--threads", "1", "--jobs", "1", "--out-dir"])
-        .arg(&out_dir)
-        .arg("--report")
-        .arg(&report)
-        .arg(inputs.join("*.vmrs"))
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(|c| {
+        c.args(["convert", "--threads", "1", "--jobs", "1", "--out-dir"])
+            .arg(&out_dir)
+            .arg("--report")
+            .arg(&report)
+            .arg(inputs.join("*.vmrs"))
+    });
     wait_for(&temp_name(&out_dir.join("a.dmp"), child.id()), &mut child);
     signal(child.id(), "-INT");
     let out = child.wait_with_output().unwrap();

@@ -101,17 +101,7 @@ impl InputFile {
     /// when the range is not inside the file (or no longer is: a file that shrank since it
     /// was opened).
     pub fn bytes(&self, offset: u64, len: u64, structure: &'static str) -> Result<Cow<'_, [u8]>> {
-        let file_len = self.len();
-        let end = offset
-            .checked_add(len)
-            .filter(|&e| e <= file_len)
-            .ok_or_else(|| {
-                self.ctx.corrupt(
-                    structure,
-                    offset,
-                    format!("{len} bytes run past the end of the file ({file_len} bytes)"),
-                )
-            })?;
+        let end = self.end_of(offset, len, structure)?;
         let mut data = match &self.backing {
             Backing::Owned(v) => {
                 // Both fit in usize: they are bounded by the vector's length.
@@ -163,23 +153,10 @@ impl InputFile {
         out_offset: u64,
         structure: &'static str,
     ) -> Result<bool> {
-        let Backing::Disk {
-            file,
-            len: file_len,
-        } = &self.backing
-        else {
+        let Backing::Disk { file, .. } = &self.backing else {
             return Ok(false);
         };
-        let end = offset
-            .checked_add(len)
-            .filter(|&e| e <= *file_len)
-            .ok_or_else(|| {
-                self.ctx.corrupt(
-                    structure,
-                    offset,
-                    format!("{len} bytes run past the end of the file ({file_len} bytes)"),
-                )
-            })?;
+        let end = self.end_of(offset, len, structure)?;
         if self.patched(offset, end) {
             return Ok(false);
         }
@@ -192,6 +169,22 @@ impl InputFile {
                 source: e,
             }),
         }
+    }
+
+    /// `offset + len`, or a corruption error naming `structure` when the range is not
+    /// inside the file.
+    fn end_of(&self, offset: u64, len: u64, structure: &'static str) -> Result<u64> {
+        let file_len = self.len();
+        offset
+            .checked_add(len)
+            .filter(|&e| e <= file_len)
+            .ok_or_else(|| {
+                self.ctx.corrupt(
+                    structure,
+                    offset,
+                    format!("{len} bytes run past the end of the file ({file_len} bytes)"),
+                )
+            })
     }
 
     fn patched(&self, offset: u64, end: u64) -> bool {
