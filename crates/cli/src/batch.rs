@@ -521,6 +521,9 @@ impl Display {
     }
 }
 
+/// How the error of an entry that a signal stopped begins.
+const INTERRUPTED: &str = "interrupted";
+
 fn convert_one(
     job: &Job,
     args: &ConvertArgs,
@@ -536,7 +539,7 @@ fn convert_one(
     if cancel.is_cancelled() {
         return entry.finish(
             Outcome::Failed,
-            Some("interrupted before it started".into()),
+            Some(format!("{INTERRUPTED} before it started")),
         );
     }
     if output.exists() && !args.force {
@@ -605,7 +608,9 @@ fn convert_one(
         }
         Err(vm2dmp::Error::Cancelled) => entry.finish(
             Outcome::Failed,
-            Some("interrupted while writing; the dump was not written".into()),
+            Some(format!(
+                "{INTERRUPTED} while writing; the dump was not written"
+            )),
         ),
         Err(e) => entry.finish(Outcome::Failed, Some(e.to_string())),
     }
@@ -762,7 +767,13 @@ pub(crate) fn run(
         );
     }
     report_written?;
-    if cancel.is_cancelled() {
+    // A signal after the last entry finished changed nothing: report the run as it went.
+    let interrupted = report.entries.iter().any(|e| {
+        e.error
+            .as_deref()
+            .is_some_and(|m| m.starts_with(INTERRUPTED))
+    });
+    if cancel.is_cancelled() && interrupted {
         return Err(CliError::Interrupted(format!(
             "{} of {} entries converted before it; the others were not written",
             report.ok,

@@ -167,11 +167,22 @@ fn main() -> ExitCode {
     let cancel = Arc::new(vm2dmp::Cancel::new());
     {
         let cancel = Arc::clone(&cancel);
-        // Ctrl-C, SIGTERM and SIGHUP stop the work at the next block; the temporary output is
-        // removed and the exit code is 130. Without a handler a signal still stops the
-        // process; the temporary output is then left under its hidden name, never under the
-        // target name.
-        let _ = ctrlc::set_handler(move || cancel.cancel());
+        // `convert` and `verify` stop at the next block on Ctrl-C, SIGTERM or SIGHUP: the
+        // temporary output is removed and the exit code is 130. The other commands, and a
+        // second signal (work between blocks, e.g. opening a large state, does not look at
+        // the flag), end the process at once with 130; a temporary output is then left under
+        // its hidden name, never under the target name. Without a handler a signal still
+        // stops the process the same way.
+        let cancellable = matches!(cli.command, Command::Convert(_) | Command::Verify(_));
+        let signals = std::sync::atomic::AtomicUsize::new(0);
+        let _ = ctrlc::set_handler(move || {
+            let earlier = signals.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if !cancellable || earlier > 0 {
+                eprintln!("vm2dmp: error: interrupted");
+                std::process::exit(i32::from(exit::INTERRUPTED));
+            }
+            cancel.cancel();
+        });
     }
     let result = match cli.command {
         Command::Info { input, json, .. } if vm2dmp::is_kernel_dump(&input.input) => {

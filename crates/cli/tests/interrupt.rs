@@ -117,7 +117,7 @@ fn interrupted_by(sig: &str) {
             .arg(&target)
     });
     wait_for(&temp_name(&target, child.id()), &mut child);
-    signal(child.id(), sig);
+    signal_while_stopped(child.id(), &[sig]);
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
@@ -134,6 +134,45 @@ fn interrupted_by(sig: &str) {
     assert!(out.stdout.is_empty());
     assert!(!target.exists());
     assert_eq!(entries(&out_dir), Vec::<String>::new(), "{sig}");
+}
+
+/// Sends `sigs` to a stopped process and lets it go on: the conversion cannot finish
+/// between the moment the test sees its output and the moment the signals arrive.
+fn signal_while_stopped(pid: u32, sigs: &[&str]) {
+    signal(pid, "-STOP");
+    for sig in sigs {
+        signal(pid, sig);
+    }
+    signal(pid, "-CONT");
+}
+
+/// A second Ctrl-C ends the process at once (for work that does not look at the flag):
+/// exit code 130, and still nothing under the target name.
+#[test]
+fn second_sigint_ends_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("guest.vmrs");
+    patterned_guest(&input, 2);
+    let target = dir.path().join("guest.dmp");
+    let mut child = spawn(|c| {
+        c.args(["convert", "--threads", "1"])
+            .arg(&input)
+            .arg(&target)
+    });
+    wait_for(&temp_name(&target, child.id()), &mut child);
+    // Two separate deliveries: a stopped process holds one pending SIGINT only.
+    signal_while_stopped(child.id(), &["-INT"]);
+    signal(child.id(), "-INT");
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .all(|l| l.starts_with("vm2dmp: error: interrupted")),
+        "{stderr}"
+    );
+    assert!(!target.exists());
 }
 
 #[test]
@@ -207,7 +246,9 @@ fn disk_full_midway(input: &Path, dir: &Path) {
     // 256 KiB, and the converter continues into a full file system.
     let script = r#"
         mount -t tmpfs -o size=4g vm2dmp-test "$1"
-        "$2" convert --threads 1 "$3" "$1/guest.dmp" >"$4/stdout" 2>"$4/stderr" &
+        # The input on the same file system, so raw blocks are copied inside the kernel.
+        cp "$3" "$1/input.vmrs"
+        "$2" convert --threads 1 "$1/input.vmrs" "$1/guest.dmp" >"$4/stdout" 2>"$4/stderr" &
         pid=$!
         while [ ! -e "$1/.guest.dmp.partial-$pid" ]; do
             if ! kill -0 "$pid" 2>/dev/null; then echo "ended early" >"$4/early"; break; fi
@@ -224,6 +265,7 @@ fn disk_full_midway(input: &Path, dir: &Path) {
         kill -CONT "$pid" 2>/dev/null || true
         rc=0; wait "$pid" || rc=$?
         echo "$rc" >"$4/rc"
+        rm "$1/input.vmrs"
         ls -A "$1" >"$4/ls"
     "#;
     if in_private_mount(script, &input, &mount, &results).is_none() {
@@ -299,7 +341,7 @@ fn sigint_during_batch_stops_it_and_writes_the_report() {
             .arg(inputs.join("*.vmrs"))
     });
     wait_for(&temp_name(&out_dir.join("a.dmp"), child.id()), &mut child);
-    signal(child.id(), "-INT");
+    signal_while_stopped(child.id(), &["-INT"]);
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");

@@ -46,8 +46,10 @@ impl DumpFile {
         let file = InputFile::open(path)?;
         let len = file.len();
         let head = file.bytes(0, len.min(KernelDump::HEADER_PREFIX), "dump header")?;
+        // Never more than the file: a bitmap longer than the file is reported by the parser
+        // from what was read.
         let need = KernelDump::metadata_len(&head, len);
-        let prefix = if need > head.len() as u64 {
+        let prefix = if need > head.len() as u64 && need <= len {
             file.bytes(0, need, "page bitmap")?
         } else {
             head
@@ -93,28 +95,17 @@ impl DumpFile {
             .require_page_data()
             .map_err(|e| self.dump_err(e))?;
         let page = PAGE_SIZE as u64;
-        if count == 0 {
-            return Ok(true);
-        }
-        let last = pfn.checked_add(count as u64 - 1);
-        let (Some(first_off), Some(last_off)) = (
-            self.dump.page_file_offset(pfn),
-            last.and_then(|l| self.dump.page_file_offset(l)),
-        ) else {
-            return Ok(false);
-        };
         let buf = buf.get_mut(..count * PAGE_SIZE).ok_or_else(|| {
             self.dump_err(vm2dmp_kdump::DumpError::AddressOverflow {
                 gpa: pfn.wrapping_mul(page),
                 len: (count * PAGE_SIZE) as u64,
             })
         })?;
-        // Offsets grow with the PFN; first and last stored exactly count-1 pages apart
-        // means every page between is stored, in order.
-        if last_off.checked_sub(first_off) == Some((count as u64 - 1) * page) {
-            let data = self
-                .file
-                .bytes(first_off, buf.len() as u64, "dump page data")?;
+        if count == 0 {
+            return Ok(true);
+        }
+        if let Some(off) = self.dump.stored_run(pfn, count as u64) {
+            let data = self.file.bytes(off, buf.len() as u64, "dump page data")?;
             buf.copy_from_slice(&data);
             return Ok(true);
         }

@@ -19,6 +19,10 @@ use crate::input::{InputFile, Patch};
 /// Deepest key path we follow; real files nest about six levels.
 const MAX_KEY_DEPTH: usize = 256;
 
+/// Most bytes of key paths listed at once: real files have a few thousand keys (a 1 TiB
+/// guest's 2^20 RAM blocks take about 25 MiB of paths).
+pub(crate) const MAX_LISTED_PATH_BYTES: usize = 64 << 20;
+
 /// What the replay log said and what we did with it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ReplayLogStatus {
@@ -130,9 +134,19 @@ impl HvsFile {
         })
     }
 
-    /// Every key with its path (e.g. `/savedstate/RamBlock0`), sorted by path.
-    pub fn keys(&self) -> Vec<(String, Value)> {
-        self.keys.all()
+    /// Every key with its path (e.g. `/savedstate/RamBlock0`), sorted by path; an error when
+    /// the paths would add up to more than [`MAX_LISTED_PATH_BYTES`].
+    pub fn keys(&self, file: &InputFile) -> Result<Vec<(String, Value)>> {
+        self.keys.all(MAX_LISTED_PATH_BYTES).ok_or_else(|| {
+            file.ctx.corrupt(
+                "key tree",
+                0,
+                format!(
+                    "the paths of its keys add up to more than {} MiB (deeply nested long names)",
+                    MAX_LISTED_PATH_BYTES >> 20
+                ),
+            )
+        })
     }
 
     /// The value at `path` (e.g. `/savedstate/RamBlock0`); `Ok(None)` if absent, an error if
@@ -665,23 +679,36 @@ struct KeyNode {
 }
 
 impl KeyTree {
-    /// Every entry with its path, sorted by path. The tree was checked to be acyclic and at
-    /// most `MAX_KEY_DEPTH` deep when it was built.
-    fn all(&self) -> Vec<(String, Value)> {
-        let mut out = Vec::with_capacity(self.nodes.len());
-        let mut stack: Vec<(String, &HashMap<String, Vec<usize>>)> =
-            vec![(String::new(), &self.root)];
-        while let Some((prefix, level)) = stack.pop() {
+    /// Every entry with its path, sorted by path; `None` when the paths would add up to more
+    /// than `max_bytes` (deep trees of long names: a path can reach 256 names of 254 bytes
+    /// while each entry takes a few dozen bytes of the file). The tree was checked to be
+    /// acyclic and at most `MAX_KEY_DEPTH` deep when it was built.
+    fn all(&self, max_bytes: usize) -> Option<Vec<(String, Value)>> {
+        fn walk(
+            tree: &KeyTree,
+            level: &HashMap<String, Vec<usize>>,
+            path: &mut String,
+            out: &mut Vec<(String, Value)>,
+            left: &mut usize,
+        ) -> Option<()> {
             for (name, indices) in level {
-                for node in indices.iter().filter_map(|&i| self.nodes.get(i)) {
-                    let path = format!("{prefix}/{name}");
-                    stack.push((path.clone(), &node.children));
-                    out.push((path, node.value));
+                for node in indices.iter().filter_map(|&i| tree.nodes.get(i)) {
+                    let keep = path.len();
+                    path.push('/');
+                    path.push_str(name);
+                    *left = left.checked_sub(path.len())?;
+                    out.push((path.clone(), node.value));
+                    walk(tree, &node.children, path, out, left)?;
+                    path.truncate(keep);
                 }
             }
+            Some(())
         }
+        let mut out = Vec::with_capacity(self.nodes.len().min(1 << 20));
+        let mut left = max_bytes;
+        walk(self, &self.root, &mut String::new(), &mut out, &mut left)?;
         out.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.entry_offset.cmp(&b.1.entry_offset)));
-        out
+        Some(out)
     }
 
     /// The entries at `path`; an error if an intermediate component is ambiguous.

@@ -16,6 +16,19 @@ use std::path::Path;
 
 use crate::error::{Error, FileCtx, Result};
 
+/// What [`InputFile::copy_to`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CopyOutcome {
+    /// The bytes were copied.
+    Done,
+    /// Not this range (patched by the replay log, or the copy failed for a reason the read
+    /// and write path will name): read and write it.
+    Skipped,
+    /// Not between these files at all (another platform, file system or an in-memory
+    /// input): read and write this and every later range.
+    Unsupported,
+}
+
 /// Bytes replacing part of the file, as a pending replay-log entry would write them.
 #[derive(Debug, Clone)]
 pub(crate) struct Patch {
@@ -142,9 +155,10 @@ impl InputFile {
 
     /// Copies `len` bytes at `offset` into `out` at `out_offset` inside the kernel, without
     /// passing them through a user-space buffer (Linux `copy_file_range`; a file system
-    /// that supports it may share the blocks). `Ok(false)` when this cannot be done here —
-    /// an in-memory input, a range with replayed patches, another platform, or a pair of
-    /// file systems the call does not support — and the caller reads and writes instead.
+    /// that supports it may share the blocks). When it is not done ([`CopyOutcome::Skipped`],
+    /// [`CopyOutcome::Unsupported`]) the caller reads and writes the range instead; that also
+    /// names the failing file precisely when the copy failed for a reason other than a full
+    /// output (an `Err` here is a truncated input or a full output).
     pub fn copy_to(
         &self,
         offset: u64,
@@ -152,22 +166,24 @@ impl InputFile {
         out: &File,
         out_offset: u64,
         structure: &'static str,
-    ) -> Result<bool> {
+    ) -> Result<CopyOutcome> {
         let Backing::Disk { file, .. } = &self.backing else {
-            return Ok(false);
+            return Ok(CopyOutcome::Unsupported);
         };
         let end = self.end_of(offset, len, structure)?;
         if self.patched(offset, end) {
-            return Ok(false);
+            return Ok(CopyOutcome::Skipped);
         }
         match copy_range(file, offset, len, out, out_offset) {
-            Ok(copied) => Ok(copied),
+            Ok(true) => Ok(CopyOutcome::Done),
+            Ok(false) => Ok(CopyOutcome::Unsupported),
             Err(CopyError::Read(e)) => Err(self.read_error(structure, offset, len, e)),
-            Err(CopyError::Write(e)) => Err(Error::Io {
+            Err(CopyError::OutputFull(e)) => Err(Error::Io {
                 path: self.ctx.path.to_path_buf(),
                 action: "cannot copy to the output",
                 source: e,
             }),
+            Err(CopyError::Other) => Ok(CopyOutcome::Skipped),
         }
     }
 
@@ -272,8 +288,10 @@ fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()
 enum CopyError {
     /// The input ended early.
     Read(std::io::Error),
-    /// Any other failure (writing the output, usually).
-    Write(std::io::Error),
+    /// The output's file system is full, or the output may not grow.
+    OutputFull(std::io::Error),
+    /// Any other failure, on either side: the read-and-write path tells which.
+    Other,
 }
 
 /// In-kernel copy of `len` bytes; `Ok(false)` when the first call reports the pair of files
@@ -298,6 +316,9 @@ fn copy_range(
             Some(&mut out_offset),
             chunk,
         ) {
+            // Some file systems (procfs, overlayfs) answer 0 instead of an error: as the
+            // standard library's copy does, read and write instead.
+            Ok(0) if first => return Ok(false),
             Ok(0) => {
                 return Err(CopyError::Read(std::io::ErrorKind::UnexpectedEof.into()));
             }
@@ -308,7 +329,10 @@ fn copy_range(
             {
                 return Ok(false);
             }
-            Err(e) => return Err(CopyError::Write(e.into())),
+            Err(e @ (Errno::NOSPC | Errno::DQUOT | Errno::FBIG)) => {
+                return Err(CopyError::OutputFull(e.into()));
+            }
+            Err(_) => return Err(CopyError::Other),
         }
         first = false;
     }

@@ -130,7 +130,7 @@ pub fn list_keys_from_bytes(name: &Path, data: Vec<u8>, no_replay: bool) -> Resu
 
 fn listing(path: &Path, cf: ContainerFile) -> Result<KeyListing> {
     let (container, replay_log, raw) = match &cf.container {
-        Container::Hvs(h) => ("hvs", Some(h.replay), h.keys()),
+        Container::Hvs(h) => ("hvs", Some(h.replay), h.keys(&cf.file)?),
         Container::Legacy(l) => ("legacy", None, l.keys()),
     };
     let mut keys = Vec::with_capacity(raw.len());

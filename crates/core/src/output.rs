@@ -14,7 +14,7 @@ pub struct OutputFile {
     target: PathBuf,
     temp: PathBuf,
     file: Option<File>,
-    /// Set once an in-kernel copy was refused for this output: later copies are not tried.
+    /// Set once in-kernel copies turn out unsupported for this output: not tried again.
     no_copy: std::sync::atomic::AtomicBool,
 }
 
@@ -128,10 +128,14 @@ impl OutputFile {
                 Error::Io { source, .. } => io(&self.target, "cannot write", source),
                 e => e,
             })?;
-        if !copied {
-            self.no_copy.store(true, Ordering::Relaxed);
+        match copied {
+            crate::input::CopyOutcome::Done => Ok(true),
+            crate::input::CopyOutcome::Skipped => Ok(false),
+            crate::input::CopyOutcome::Unsupported => {
+                self.no_copy.store(true, Ordering::Relaxed);
+                Ok(false)
+            }
         }
-        Ok(copied)
     }
 
     /// Flushes the data to disk and renames the file to its target name.

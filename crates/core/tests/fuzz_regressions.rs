@@ -124,7 +124,8 @@ fn partition_state() {
 fn kdump_parse() {
     for (p, data) in inputs("kdump_parse") {
         let head = &data[..data.len().min(KernelDump::HEADER_PREFIX as usize)];
-        let need = KernelDump::metadata_len(head, data.len() as u64) as usize;
+        let need =
+            KernelDump::metadata_len(head, data.len() as u64).min(data.len() as u64) as usize;
         assert_eq!(
             KernelDump::parse_prefix(&data[..need], data.len() as u64).ok(),
             KernelDump::parse(&data).ok(),

@@ -332,3 +332,103 @@ fn deep_key_paths_do_not_multiply_memory() {
         len / 1024
     );
 }
+
+/// `keys` lists full paths: a file of deeply nested long names would ask for gigabytes of
+/// them. Listing stops with an error once the paths pass 64 MiB; normal trees list.
+#[test]
+fn key_listing_of_deep_paths_is_bounded() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let d = deep_keys(250, 200, 2000);
+    let len = d.len();
+    let (r, peak) = peak_during(move || {
+        vm2dmp::list_keys_from_bytes(Path::new("deep.vmrs"), d, false).map(|l| l.keys.len())
+    });
+    let e = r.unwrap_err().to_string();
+    assert!(e.contains("key tree") && e.contains("64 MiB"), "{e}");
+    assert!(
+        peak < 64 * MIB + 8 * len + 16 * MIB,
+        "{} MiB for a {} KiB file",
+        peak / MIB,
+        len >> 10
+    );
+    let small = deep_keys(20, 20, 50);
+    let l = vm2dmp::list_keys_from_bytes(Path::new("deep.vmrs"), small, false).unwrap();
+    let deepest = l.keys.iter().map(|k| k.path.len()).max().unwrap();
+    assert!(deepest > 20 * 21, "{deepest}");
+    assert!(l.keys.iter().filter(|k| k.kind == "int").count() >= 50);
+}
+
+/// A bitmap dump whose `Pages` field claims 2^40 pages (a 128 GiB bitmap) in a file of
+/// 256 MiB: refused from the header, without reading the file into memory.
+#[test]
+fn dump_bitmap_larger_than_the_file_is_not_read() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("huge-bitmap.dmp");
+    let mut h = vec![0u8; 0x2038];
+    h[..8].copy_from_slice(b"PAGEDU64");
+    put_u32(&mut h, 0x30, 0x8664);
+    put_u32(&mut h, 0xF98, 5);
+    h[0x2000..0x2008].copy_from_slice(b"FDMPDUMP");
+    put_u64(&mut h, 0x2020, 0x3000);
+    put_u64(&mut h, 0x2030, 1 << 40);
+    std::fs::write(&p, &h).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_len(256 << 20)
+        .unwrap();
+    let (r, peak) = peak_during(|| vm2dmp::DumpFile::open(&p).map(|_| ()));
+    let e = r.unwrap_err().to_string();
+    assert!(e.contains("huge-bitmap.dmp") && e.contains("bitmap"), "{e}");
+    assert!(peak < MIB, "{} KiB", peak >> 10);
+}
+
+/// A PDB (`--symbols`) whose information stream claims 4 GiB made of one page named over and
+/// over: the `pdb` crate would gather it into one buffer. Refused before reading.
+#[test]
+fn pdb_stream_of_one_repeated_page_is_refused() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    const PAGE: usize = 4096;
+    let stream_size: u32 = 0xFFF0_0000;
+    let stream_pages = (stream_size as usize).div_ceil(PAGE);
+    // Directory: stream count, sizes of streams 0 and 1, then stream 1's page list (all 5).
+    let mut dir = Vec::with_capacity(12 + 4 * stream_pages);
+    dir.extend_from_slice(&2u32.to_le_bytes());
+    dir.extend_from_slice(&0u32.to_le_bytes());
+    dir.extend_from_slice(&stream_size.to_le_bytes());
+    for _ in 0..stream_pages {
+        dir.extend_from_slice(&5u32.to_le_bytes());
+    }
+    let dir_pages = dir.len().div_ceil(PAGE);
+    assert!(
+        dir_pages <= PAGE / 4,
+        "the directory's page list fits one page"
+    );
+    // Pages: 0 superblock, 1-2 free-page maps, 3 directory page list, 4 stream data,
+    // 5.. directory.
+    let total_pages = 5 + dir_pages;
+    let mut file = vec![0u8; total_pages * PAGE];
+    file[..32].copy_from_slice(b"Microsoft C/C++ MSF 7.00\r\n\x1aDS\0\0\0");
+    for (i, v) in [PAGE as u32, 1, total_pages as u32, dir.len() as u32, 0, 3]
+        .iter()
+        .enumerate()
+    {
+        put_u32(&mut file, 32 + i * 4, *v);
+    }
+    for i in 0..dir_pages {
+        put_u32(&mut file, 3 * PAGE + i * 4, (5 + i) as u32);
+    }
+    file[5 * PAGE..5 * PAGE + dir.len()].copy_from_slice(&dir);
+    let len = file.len();
+    let (r, peak) = peak_during(|| vm2dmp::fuzzing::parse_pdb(&file));
+    assert_eq!(r, None);
+    // The pdb crate's own page lists and slice lists take several times the directory.
+    assert!(
+        peak < 10 * len + 16 * MIB,
+        "{} MiB for a {} KiB PDB",
+        peak / MIB,
+        len >> 10
+    );
+}

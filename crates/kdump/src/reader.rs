@@ -119,7 +119,9 @@ impl KernelDump {
 
     /// How many bytes from the start of the file [`Self::parse_prefix`] needs, judged from
     /// the first [`Self::HEADER_PREFIX`] bytes (or fewer, for a short file): the header, and
-    /// for a bitmap dump its summary and bitmap. At most `file_size`.
+    /// for a bitmap dump its summary and bitmap. When this is more than `file_size` the file
+    /// cannot hold its own header and bitmap: do not read further, hand `parse_prefix` what
+    /// was read and it reports the truncation.
     pub fn metadata_len(head: &[u8], file_size: u64) -> u64 {
         let need = (|| {
             let header_size = match u32_at(head, 4)? {
@@ -142,7 +144,7 @@ impl KernelDump {
             let pages = u64_at(head, header_size as usize + 0x30)?;
             Some(summary.saturating_add(pages.div_ceil(8)))
         })();
-        need.unwrap_or(head.len() as u64).min(file_size)
+        need.unwrap_or_else(|| (head.len() as u64).min(file_size))
     }
 
     /// Bytes to read first and hand to [`Self::metadata_len`]: the larger header and a
@@ -425,6 +427,30 @@ impl KernelDump {
             PageMap::Bitmap { first_page, index } => index
                 .get(pfn)
                 .then(|| first_page + index.rank(pfn) * PAGE_SIZE),
+            PageMap::None => None,
+        }
+    }
+
+    /// File offset of page `pfn` when pages `pfn..pfn + count` are all stored, one after
+    /// another in the file (one read fetches them); `None` otherwise.
+    pub fn stored_run(&self, pfn: u64, count: u64) -> Option<u64> {
+        let last = pfn.checked_add(count.checked_sub(1)?)?;
+        let first_off = self.page_file_offset(pfn)?;
+        match &self.pages {
+            // Pages of one run are stored in order; runs may be stored in any order, so the
+            // pages must share a run.
+            PageMap::Full { sorted, .. } => {
+                let i = sorted
+                    .partition_point(|(r, _)| r.base_page <= pfn)
+                    .checked_sub(1)?;
+                let (run, _) = sorted.get(i)?;
+                run.contains(last).then_some(first_off)
+            }
+            // Present pages are stored in PFN order: `count` set bits from `pfn` to `last`
+            // means every bit between is set.
+            PageMap::Bitmap { index, .. } => (index.get(last)
+                && index.rank(last) - index.rank(pfn) == count - 1)
+                .then_some(first_off),
             PageMap::None => None,
         }
     }

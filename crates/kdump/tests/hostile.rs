@@ -461,3 +461,44 @@ fn prefix_parse_matches_whole_file() {
         ));
     }
 }
+
+/// A full dump whose runs are stored out of PFN order (0, 5, 2, 1: one page each). Page
+/// lookups follow the run list; `stored_run` only reports pages as one stretch of the file
+/// when they share a run, so a range whose first and last pages happen to lie the right
+/// distance apart is not mistaken for a stretch.
+#[test]
+fn runs_stored_out_of_order() {
+    let order = [0u64, 5, 2, 1];
+    let sorted = [run(0, 3), run(5, 1)];
+    let layout = DumpLayout::full(Arch::X64, &sorted).unwrap();
+    let mut b = layout.header_bytes(&x64_info());
+    put32(&mut b, 0x88, order.len() as u32);
+    put64(&mut b, 0x90, order.len() as u64);
+    for (i, &pfn) in order.iter().enumerate() {
+        put64(&mut b, 0x98 + i * 16, pfn);
+        put64(&mut b, 0xA0 + i * 16, 1);
+    }
+    for &pfn in &order {
+        b.extend_from_slice(&page_content(pfn));
+    }
+    let d = KernelDump::parse(&b).unwrap();
+    for pfn in [0, 1, 2, 5] {
+        assert_eq!(
+            d.page(&b, pfn).unwrap(),
+            &page_content(pfn)[..],
+            "pfn {pfn}"
+        );
+    }
+    // PFN 0 at slot 0 and PFN 2 at slot 2: two pages apart, but PFN 1 is at slot 3.
+    assert_eq!(d.stored_run(0, 3), None);
+    assert_eq!(d.stored_run(0, 1), Some(0x2000));
+    assert_eq!(d.stored_run(5, 1), Some(0x3000));
+    assert_eq!(d.stored_run(5, 2), None);
+    assert_eq!(d.stored_run(3, 1), None);
+    // Bitmap dumps: a stretch is reported only when every page in it is present.
+    let b = bitmap64();
+    let d = KernelDump::parse(&b).unwrap();
+    assert!(d.stored_run(0x10, 2).is_some());
+    assert_eq!(d.stored_run(1, 3), None, "PFN 2 is absent");
+    assert_eq!(d.stored_run(3, 0), None);
+}

@@ -59,12 +59,17 @@ impl Symbols {
         let file_path = locate(path, want)?;
         let shown = file_path.display().to_string();
         let file = std::fs::File::open(&file_path).map_err(|e| format!("{shown}: {e}"))?;
-        Self::read(file, &file_path, Some(want))
+        let len = file.metadata().map_err(|e| format!("{shown}: {e}"))?.len();
+        Self::read(Bounded::new(file, len), &file_path, Some(want))
     }
 
     /// Reads symbols from a PDB held in memory, whatever build it is for (fuzzing).
     pub(crate) fn from_bytes(data: &[u8]) -> Result<Symbols, String> {
-        Self::read(std::io::Cursor::new(data), Path::new("<memory>"), None)
+        Self::read(
+            Bounded::new(std::io::Cursor::new(data), data.len() as u64),
+            Path::new("<memory>"),
+            None,
+        )
     }
 
     /// Reads the PDB in `source`. `want`: `Some(id)` checks the GUID and age against the
@@ -162,5 +167,71 @@ impl Symbols {
 
     pub fn is_empty(&self) -> bool {
         self.names.is_empty()
+    }
+}
+
+/// The PDB file as the `pdb` crate reads it: each view (a stream, gathered from its pages)
+/// must lie inside the file and be no larger than it, and all views together at most a few
+/// times its size. A stream's page list may name one page over and over; without these
+/// bounds a small file could ask for gigabytes.
+struct Bounded<T> {
+    inner: T,
+    len: u64,
+    left: u64,
+}
+
+impl<T> Bounded<T> {
+    fn new(inner: T, len: u64) -> Self {
+        Self {
+            inner,
+            len,
+            left: len.saturating_mul(8).saturating_add(1 << 20),
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Bounded<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Bounded({} bytes)", self.len)
+    }
+}
+
+#[derive(Debug)]
+struct View(Vec<u8>);
+
+impl<'s> pdb::SourceView<'s> for View {
+    fn as_slice(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl<'s, T: std::io::Read + std::io::Seek + 's> pdb::Source<'s> for Bounded<T> {
+    fn view(
+        &mut self,
+        slices: &[pdb::SourceSlice],
+    ) -> std::result::Result<Box<dyn pdb::SourceView<'s>>, std::io::Error> {
+        let too_big = || std::io::Error::other("a PDB stream larger than the file");
+        let mut total = 0u64;
+        for s in slices {
+            let end = s.offset.checked_add(s.size as u64).ok_or_else(too_big)?;
+            if end > self.len {
+                return Err(std::io::Error::other(
+                    "a PDB stream page past the end of the file",
+                ));
+            }
+            total = total.checked_add(s.size as u64).ok_or_else(too_big)?;
+        }
+        if total > self.len || total > self.left {
+            return Err(too_big());
+        }
+        self.left -= total;
+        let mut bytes = vec![0u8; total as usize];
+        let mut at = 0usize;
+        for s in slices {
+            self.inner.seek(std::io::SeekFrom::Start(s.offset))?;
+            self.inner.read_exact(&mut bytes[at..at + s.size])?;
+            at += s.size;
+        }
+        Ok(Box::new(View(bytes)))
     }
 }
