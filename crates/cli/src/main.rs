@@ -163,6 +163,24 @@ fn report(e: &CliError) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    // A panic is a bug: one line saying so, where and why, instead of Rust's report. Panics
+    // the library catches and turns into errors (a malformed PDB) are not reported twice.
+    std::panic::set_hook(Box::new(|info| {
+        if vm2dmp::panic_is_handled() {
+            return;
+        }
+        let why = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("vm2dmp: internal error{at}: {why} (please report it)");
+    }));
     let cli = Cli::parse();
     let cancel = Arc::new(vm2dmp::Cancel::new());
     {

@@ -72,6 +72,13 @@ pub use vm2dmp_formats::memory::{BLOCK_SIZE, PAGES_PER_BLOCK, PAGE_SIZE};
 /// The kernel-dump format layer (headers, layout, reader).
 pub use vm2dmp_kdump as kdump;
 
+/// True on a thread where a panic is being caught by the library and turned into an error
+/// (a dependency parsing a user-supplied file, such as a PDB). A program's panic hook can
+/// skip reporting it: the error that follows says what happened.
+pub fn panic_is_handled() -> bool {
+    kernel::pdb::HANDLED_PANIC.with(|h| h.get())
+}
+
 /// Entry points into internal parsers, for fuzz targets. Not a stable API.
 #[doc(hidden)]
 pub mod fuzzing {

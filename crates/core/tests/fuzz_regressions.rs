@@ -147,20 +147,42 @@ fn kdump_parse() {
 }
 
 /// The PDB seed parses and names its symbols. The regression input makes the `pdb` crate
-/// overflow (a panic in this build, which has overflow checks): the library catches it and
-/// refuses the PDB.
+/// overflow (a panic in this build, which has overflow checks): the library catches it,
+/// marks it as handled while it unwinds (so a program's panic hook stays quiet) and refuses
+/// the PDB.
 #[test]
 fn pdb_symbols() {
     let all = inputs("pdb_symbols");
     assert!(all.len() >= 2);
+    let handled = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let previous = std::panic::take_hook();
+    {
+        let handled = std::sync::Arc::clone(&handled);
+        std::panic::set_hook(Box::new(move |info| {
+            if vm2dmp::panic_is_handled() {
+                handled.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            } else {
+                eprintln!("{info}");
+            }
+        }));
+    }
+    let mut regressions = 0;
     for (p, data) in all {
         let want = if p.to_string_lossy().contains("fuzz-regressions") {
+            regressions += 1;
             None
         } else {
             Some(4)
         };
         assert_eq!(vm2dmp::fuzzing::parse_pdb(&data), want, "{}", p.display());
     }
+    std::panic::set_hook(previous);
+    assert!(!vm2dmp::panic_is_handled());
+    assert_eq!(
+        handled.load(std::sync::atomic::Ordering::SeqCst),
+        regressions,
+        "each regression input panicked inside the pdb crate and was handled"
+    );
 }
 
 #[test]

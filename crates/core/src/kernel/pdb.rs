@@ -82,10 +82,21 @@ impl Symbols {
     ) -> Result<Symbols, String> {
         // The PDB parser is a dependency reading a file the user named: should it panic on a
         // malformed one, the PDB is refused and the conversion goes on without symbols.
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // While it runs, a panic is expected and handled: `crate::panic_is_handled` tells a
+        // panic hook not to report it.
+        struct Handled;
+        impl Drop for Handled {
+            fn drop(&mut self) {
+                HANDLED_PANIC.with(|h| h.set(false));
+            }
+        }
+        HANDLED_PANIC.with(|h| h.set(true));
+        let guard = Handled;
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             Self::read_unguarded(source, file_path, want)
-        }))
-        .unwrap_or_else(|_| {
+        }));
+        drop(guard);
+        result.unwrap_or_else(|_| {
             Err(format!(
                 "{}: the PDB parser failed on this file",
                 file_path.display()
@@ -168,6 +179,11 @@ impl Symbols {
     pub fn is_empty(&self) -> bool {
         self.names.is_empty()
     }
+}
+
+thread_local! {
+    /// Set on this thread while a panic would be caught and turned into an error.
+    pub(crate) static HANDLED_PANIC: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// The PDB file as the `pdb` crate reads it: each view (a stream, gathered from its pages)
