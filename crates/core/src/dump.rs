@@ -95,12 +95,15 @@ impl DumpFile {
             .require_page_data()
             .map_err(|e| self.dump_err(e))?;
         let page = PAGE_SIZE as u64;
-        let buf = buf.get_mut(..count * PAGE_SIZE).ok_or_else(|| {
-            self.dump_err(vm2dmp_kdump::DumpError::AddressOverflow {
-                gpa: pfn.wrapping_mul(page),
-                len: (count * PAGE_SIZE) as u64,
-            })
-        })?;
+        let buf = count
+            .checked_mul(PAGE_SIZE)
+            .and_then(|n| buf.get_mut(..n))
+            .ok_or_else(|| {
+                self.dump_err(vm2dmp_kdump::DumpError::AddressOverflow {
+                    gpa: pfn.wrapping_mul(page),
+                    len: (count as u64).saturating_mul(page),
+                })
+            })?;
         if count == 0 {
             return Ok(true);
         }

@@ -800,6 +800,15 @@ fn build_tree(file: &InputFile, raw: HashMap<(u16, u32), RawKey>) -> Result<KeyT
                 }
             }
         };
+        // A chain that stops at a key of known depth adds to it: the whole depth is bounded,
+        // not only the part walked here.
+        if base + chain.len() > MAX_KEY_DEPTH {
+            return Err(ctx.corrupt(
+                "key table entry",
+                entry_at(start_key),
+                format!("keys nest more than {MAX_KEY_DEPTH} levels deep"),
+            ));
+        }
         for (n, &i) in chain.iter().rev().enumerate() {
             depth[i] = Some(base + n + 1);
         }

@@ -178,9 +178,15 @@ fn pdb_symbols() {
     }
     std::panic::set_hook(previous);
     assert!(!vm2dmp::panic_is_handled());
+    // Builds without overflow checks (release) wrap where these panic: no panic to count.
+    let want = if cfg!(debug_assertions) {
+        regressions
+    } else {
+        0
+    };
     assert_eq!(
         handled.load(std::sync::atomic::Ordering::SeqCst),
-        regressions,
+        want,
         "each regression input panicked inside the pdb crate and was handled"
     );
 }

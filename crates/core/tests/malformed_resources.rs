@@ -358,31 +358,37 @@ fn key_listing_of_deep_paths_is_bounded() {
     assert!(l.keys.iter().filter(|k| k.kind == "int").count() >= 50);
 }
 
-/// A bitmap dump whose `Pages` field claims 2^40 pages (a 128 GiB bitmap) in a file of
-/// 256 MiB: refused from the header, without reading the file into memory.
+/// Bitmap dumps whose `Pages` field asks for a huge bitmap: 2^40 pages (a 128 GiB bitmap)
+/// in a 256 MiB file, and 2^33 pages (1 GiB) in a sparse 2 GiB file that does hold it, in a
+/// few blocks of disk. Both are refused from the summary, without reading the bitmap.
 #[test]
-fn dump_bitmap_larger_than_the_file_is_not_read() {
+fn dump_bitmap_too_large_is_not_read() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("huge-bitmap.dmp");
-    let mut h = vec![0u8; 0x2038];
-    h[..8].copy_from_slice(b"PAGEDU64");
-    put_u32(&mut h, 0x30, 0x8664);
-    put_u32(&mut h, 0xF98, 5);
-    h[0x2000..0x2008].copy_from_slice(b"FDMPDUMP");
-    put_u64(&mut h, 0x2020, 0x3000);
-    put_u64(&mut h, 0x2030, 1 << 40);
-    std::fs::write(&p, &h).unwrap();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&p)
-        .unwrap()
-        .set_len(256 << 20)
-        .unwrap();
-    let (r, peak) = peak_during(|| vm2dmp::DumpFile::open(&p).map(|_| ()));
-    let e = r.unwrap_err().to_string();
-    assert!(e.contains("huge-bitmap.dmp") && e.contains("bitmap"), "{e}");
-    assert!(peak < MIB, "{} KiB", peak >> 10);
+    for (pages, file_len) in [(1u64 << 40, 256u64 << 20), (1 << 33, 2 << 30)] {
+        let p = dir.path().join("huge-bitmap.dmp");
+        let mut h = vec![0u8; 0x2038];
+        h[..8].copy_from_slice(b"PAGEDU64");
+        put_u32(&mut h, 0x30, 0x8664);
+        put_u32(&mut h, 0xF98, 5);
+        h[0x2000..0x2008].copy_from_slice(b"FDMPDUMP");
+        put_u64(&mut h, 0x2020, 0x3000);
+        put_u64(&mut h, 0x2030, pages);
+        std::fs::write(&p, &h).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_len(file_len)
+            .unwrap();
+        let (r, peak) = peak_during(|| vm2dmp::DumpFile::open(&p).map(|_| ()));
+        let e = r.unwrap_err().to_string();
+        assert!(
+            e.contains("huge-bitmap.dmp") && e.contains("bitmap") && e.contains("16 TiB"),
+            "{e}"
+        );
+        assert!(peak < MIB, "{pages:#x}: {} KiB", peak >> 10);
+    }
 }
 
 /// A PDB (`--symbols`) whose information stream claims 4 GiB made of one page named over and
@@ -431,4 +437,18 @@ fn pdb_stream_of_one_repeated_page_is_refused() {
         peak / MIB,
         len >> 10
     );
+}
+
+/// Keys nested deeper than 256 levels are refused, however the key tables order them
+/// (parents before children, so each step of the depth computation is short).
+#[test]
+fn keys_nested_too_deep_are_refused() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let e = open_bytes("deep.vmrs", deep_keys(300, 4, 1), None).unwrap_err();
+    assert!(e.contains("nest more than 256 levels"), "{e}");
+    let e = vm2dmp::list_keys_from_bytes(Path::new("deep.vmrs"), deep_keys(2000, 1, 1), false)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("nest more than 256 levels"), "{e}");
+    assert!(open_bytes("deep.vmrs", deep_keys(250, 4, 1), None).is_ok());
 }

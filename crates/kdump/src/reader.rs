@@ -17,6 +17,10 @@ use crate::structs::{BitmapSummaryHeader, Context32, Context64, DumpHeader32, Du
 /// First PFN whose byte address would not fit in 64 bits.
 const PFN_ADDRESS_LIMIT: u64 = 1 << (64 - PAGE_SHIFT);
 
+/// Most bits of a bitmap read: RAM up to 16 TiB (a 512 MiB bitmap, held while the dump is
+/// open). The file size alone is no bound: a sparse file holds any bitmap in a few blocks.
+const MAX_BITMAP_PAGES: u64 = 1 << 32;
+
 /// Highest `DumpType` with a known meaning: the SDK's 1..=7 (0 is "unknown"), and 8..=0xA (kernel, kernel and
 /// user, complete memory) of newer systems as kdmp-parser lists them.
 const LAST_KNOWN_DUMP_TYPE: u32 = 0xA;
@@ -142,6 +146,10 @@ impl KernelDump {
                 return Some(header_size);
             }
             let pages = u64_at(head, header_size as usize + 0x30)?;
+            if pages > MAX_BITMAP_PAGES {
+                // Refused by the parser from the summary alone.
+                return Some(summary);
+            }
             Some(summary.saturating_add(pages.div_ceil(8)))
         })();
         need.unwrap_or_else(|| (head.len() as u64).min(file_size))
@@ -695,11 +703,11 @@ fn build_page_map(
             expected: "'DUMP'",
         });
     }
-    if s.pages > PFN_ADDRESS_LIMIT {
+    if s.pages > MAX_BITMAP_PAGES {
         return Err(DumpError::Overflow {
             structure: STRUCTURE,
             offset: header_size + 0x30,
-            what: "Pages (bitmap bit count)",
+            what: "Pages (bitmap bit count): RAM beyond 16 TiB is not read",
         });
     }
     let bitmap_offset = header_size + BitmapSummaryHeader::SIZE as u64;

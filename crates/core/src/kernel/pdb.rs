@@ -84,14 +84,13 @@ impl Symbols {
         // malformed one, the PDB is refused and the conversion goes on without symbols.
         // While it runs, a panic is expected and handled: `crate::panic_is_handled` tells a
         // panic hook not to report it.
-        struct Handled;
+        struct Handled(bool);
         impl Drop for Handled {
             fn drop(&mut self) {
-                HANDLED_PANIC.with(|h| h.set(false));
+                HANDLED_PANIC.with(|h| h.set(self.0));
             }
         }
-        HANDLED_PANIC.with(|h| h.set(true));
-        let guard = Handled;
+        let guard = Handled(HANDLED_PANIC.with(|h| h.replace(true)));
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             Self::read_unguarded(source, file_path, want)
         }));
