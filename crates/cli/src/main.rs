@@ -30,7 +30,7 @@ pub(crate) mod exit {
     name = "vm2dmp",
     version,
     about = "Convert Hyper-V saved states and checkpoints into Windows kernel crash dumps",
-    after_help = "Examples:\n  vm2dmp info vm.vmrs\n  vm2dmp info vm.vsv --json\n  vm2dmp convert vm.vmrs vm.dmp\n  vm2dmp convert vm.vsv vm.dmp --format bitmap --skip-zero\n  vm2dmp list 'D:/VMs/Web01'\n  vm2dmp convert 'D:/VMs/Web01' --checkpoint 'Before update' web01.dmp\n  vm2dmp convert --out-dir dumps --jobs 2 --report report.json 'D:/Hyper-V' '/cases/*.vmrs'\n  vm2dmp completions bash > /etc/bash_completion.d/vm2dmp\n\nExit codes: 0 success, 1 failure writing output or some inputs failed, 2 bad usage or unreadable input, 130 interrupted.\nNO_COLOR in the environment turns colours off."
+    after_help = "Examples:\n  vm2dmp info vm.vmrs\n  vm2dmp info vm.vsv --json\n  vm2dmp convert vm.vmrs vm.dmp\n  vm2dmp convert vm.vsv vm.dmp --format bitmap --skip-zero\n  vm2dmp list 'D:/VMs/Web01'\n  vm2dmp convert 'D:/VMs/Web01' --checkpoint 'Before update' web01.dmp\n  vm2dmp convert --out-dir dumps --jobs 2 --report report.json 'D:/Hyper-V' '/cases/*.vmrs'\n  vm2dmp keys vm.vmcx --prefix /configuration/properties\n  vm2dmp completions bash > /etc/bash_completion.d/vm2dmp\n\nExit codes: 0 success, 1 failure writing output or some inputs failed, 2 bad usage or unreadable input, 130 interrupted (Ctrl-C, SIGTERM, SIGHUP).\nNO_COLOR in the environment turns colours off."
 )]
 struct Cli {
     #[command(subcommand)]
