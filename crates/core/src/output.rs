@@ -59,26 +59,28 @@ impl OutputFile {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "output".into());
-        let temp = dir.join(format!(".{name}.partial-{}", std::process::id()));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&temp)
-            .or_else(|e| {
-                if e.kind() == std::io::ErrorKind::AlreadyExists {
-                    // A stale temporary file of a process with our pid: ours to replace.
-                    std::fs::remove_file(&temp)?;
-                    OpenOptions::new()
-                        .read(true)
-                        .write(true)
-                        .create_new(true)
-                        .open(&temp)
-                } else {
-                    Err(e)
-                }
-            })
-            .map_err(|e| io(&temp, "cannot create", e))?;
+        // `.NAME.partial-PID`, or `-2`, `-3`... after it when that exists: another conversion
+        // to the same target in this process, or a file left by an earlier process with the
+        // same pid. Neither is ours to remove; each conversion writes and renames its own.
+        let pid = std::process::id();
+        let mut n = 1u32;
+        let (temp, file) = loop {
+            let temp = if n == 1 {
+                dir.join(format!(".{name}.partial-{pid}"))
+            } else {
+                dir.join(format!(".{name}.partial-{pid}-{n}"))
+            };
+            match OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&temp)
+            {
+                Ok(f) => break (temp, f),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => n += 1,
+                Err(e) => return Err(io(&temp, "cannot create", e)),
+            }
+        };
         let out = Self {
             target: target.to_path_buf(),
             temp,
@@ -232,6 +234,33 @@ mod tests {
         assert!(!temp.exists());
         assert_eq!(std::fs::read(&target).unwrap().len(), 8192);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    /// Two conversions to one target at once (or a file left by an earlier process with our
+    /// pid): each writes its own temporary file; none removes another's.
+    #[test]
+    fn conversions_to_one_target_do_not_share_a_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out.dmp");
+        let stale = dir
+            .path()
+            .join(format!(".out.dmp.partial-{}", std::process::id()));
+        std::fs::write(&stale, b"left by an earlier process").unwrap();
+        let a = OutputFile::create(&target, 4096, 0, false).unwrap();
+        let b = OutputFile::create(&target, 4096, 0, false).unwrap();
+        assert_ne!(a.temp_path(), b.temp_path());
+        assert!(a.temp_path() != stale && b.temp_path() != stale);
+        a.write_at(b"AAAA", 0).unwrap();
+        b.write_at(b"BBBB", 0).unwrap();
+        a.commit().unwrap();
+        assert_eq!(&std::fs::read(&target).unwrap()[..4], b"AAAA");
+        drop(b);
+        assert_eq!(&std::fs::read(&target).unwrap()[..4], b"AAAA");
+        assert_eq!(
+            std::fs::read(&stale).unwrap(),
+            b"left by an earlier process"
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
     }
 
     #[test]

@@ -400,6 +400,49 @@ fn more_than_42_ranges_become_a_bitmap_dump() {
     assert!(e.is_ok(), "full falls back to bitmap with a note");
 }
 
+/// A VM stopped in its firmware (real mode, no paging) with RAM above 4 GiB: a 32-bit header
+/// without PAE, whose 32-bit PFN fields still describe the high RAM; every page verifies.
+#[test]
+fn real_mode_guest_with_ram_above_4_gib() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut vm = SynthVm::new(vec![
+        SynthRange {
+            gpa_page_start: 0,
+            page_count: 2 * MIB_PAGES,
+        },
+        SynthRange {
+            gpa_page_start: 0x10_0000,
+            page_count: 2 * MIB_PAGES,
+        },
+    ])
+    .with_pages(MixedContent { seed: 9 });
+    vm.vps = vec![SynthVp::real_mode(0, 0xF000, 0xFFF0)];
+    let p = dir.path().join("bios.vmrs");
+    write_vmrs(&vm, &p).unwrap();
+    let state = SavedState::open(&p).unwrap();
+    for format in [DumpFormat::Full, DumpFormat::Bitmap] {
+        let out = dir.path().join(format!("bios-{format:?}.dmp"));
+        let r = convert_to(
+            &state,
+            &out,
+            ConvertOptions {
+                format,
+                ..Default::default()
+            },
+        );
+        assert_eq!(r.pages_written, 4 * MIB_PAGES);
+        let dump = DumpFile::open(&out).unwrap();
+        assert_eq!(dump.dump().pae_enabled(), Some(false));
+        let v = verify(&dump, &state, None, &NoProgress, &Cancel::new()).unwrap();
+        assert!(v.ok() && v.pages_compared == 4 * MIB_PAGES, "{v:?}");
+        let mut b = [0u8; 8];
+        dump.read_phys((0x10_0000 << 12) + 8, &mut b).unwrap();
+        let mut want = [0u8; 8];
+        state.read_phys((0x10_0000 << 12) + 8, &mut want).unwrap();
+        assert_eq!(b, want);
+    }
+}
+
 /// Bitmap dumps that MemProcFS would not open get a note saying so; others do not.
 #[test]
 fn bitmap_dumps_memprocfs_cannot_open_are_noted() {

@@ -229,6 +229,39 @@ fn check_full_dump(r: &Run, x64: bool) {
         differing.iter().all(|p| named.contains(p)),
         "{differing:?} vs {named:?}"
     );
+
+    // `verify` compares the changed pages with what the conversion writes there: the dump
+    // passes, and a copy with one byte of the decoded KDBG flipped does not.
+    let verify = |path: &std::path::Path| {
+        vm2dmp::verify(
+            &DumpFile::open(path).unwrap(),
+            &r.state,
+            r.symbols.as_deref(),
+            &NoProgress,
+            &Cancel::new(),
+        )
+        .unwrap()
+    };
+    let v = verify(&r.dump);
+    assert!(v.ok(), "{v:?}");
+    assert_eq!(v.patched_pages, named.len() as u64);
+    let kdbg_pfn = translate(&mem, dtb, t.kdbg_va).unwrap().gpa >> 12;
+    let off = KernelDump::parse(&file)
+        .unwrap()
+        .page_file_offset(kdbg_pfn)
+        .unwrap() as usize
+        + (t.kdbg_va & 0xFFF) as usize
+        + 0x18;
+    let mut bad = file.clone();
+    bad[off] ^= 0x40;
+    let bad_path = r.dump.with_extension("bad.dmp");
+    std::fs::write(&bad_path, bad).unwrap();
+    let v = verify(&bad_path);
+    assert!(!v.ok());
+    assert_eq!(
+        (v.mismatched_pages, v.first_bad_pages.as_slice()),
+        (1, &[kdbg_pfn][..])
+    );
 }
 
 /// The dump opened by the kdmp-parser crate: it reads the KDBG at the header's address through

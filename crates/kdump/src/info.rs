@@ -45,13 +45,14 @@ impl Arch {
     }
 
     /// First PFN this crate accepts for the architecture: 2^40 on x64 (52-bit physical
-    /// addresses, the architectural maximum), 2^32 with PAE (the header's PFN fields are
-    /// 32-bit), 2^20 without PAE (4 GiB).
+    /// addresses, the architectural maximum), 2^32 on x86 (the header's PFN fields are
+    /// 32-bit). Without PAE a guest cannot address RAM above 4 GiB, but a VM may still have
+    /// some (a guest stopped in its firmware or running a non-PAE kernel): its pages belong
+    /// in the dump.
     pub const fn pfn_limit(self) -> u64 {
         match self {
             Arch::X64 => 1 << 40,
-            Arch::X86 { pae: true } => 1 << 32,
-            Arch::X86 { pae: false } => 1 << 20,
+            Arch::X86 { .. } => 1 << 32,
         }
     }
 }

@@ -770,17 +770,21 @@ mod tests {
             DumpLayout::full(Arch::X64, &[r(u64::MAX, 2)]),
             Err(LayoutError::RunBeyondLimit { index: 0, .. })
         ));
-        // 4 GiB and above needs PAE on x86.
+        // RAM above 4 GiB fits a 32-bit header with or without PAE; above 16 TiB it does not.
         let high = [r(0, 0x10), r(0x100000, 0x10)];
-        assert!(matches!(
-            DumpLayout::full(Arch::X86 { pae: false }, &high),
-            Err(LayoutError::RunBeyondLimit {
-                index: 1,
-                end: 0x100010,
-                limit: 0x100000
-            })
-        ));
+        assert!(DumpLayout::full(Arch::X86 { pae: false }, &high).is_ok());
         assert!(DumpLayout::full(Arch::X86 { pae: true }, &high).is_ok());
+        let beyond = [r(0, 0x10), r(0xFFFF_FFF8, 0x10)];
+        for pae in [false, true] {
+            assert!(matches!(
+                DumpLayout::full(Arch::X86 { pae }, &beyond),
+                Err(LayoutError::RunBeyondLimit {
+                    index: 1,
+                    end: 0x1_0000_0008,
+                    limit: 0x1_0000_0000
+                })
+            ));
+        }
     }
 
     #[test]

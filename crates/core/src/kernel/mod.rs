@@ -25,9 +25,16 @@ pub fn dump_patched_pages(
     state: &crate::state::SavedState,
     symbols: Option<&std::path::Path>,
 ) -> Vec<u64> {
+    dump_patches(state, symbols).pfns().collect()
+}
+
+/// The pages a conversion changes in the dump, with their contents.
+pub(crate) fn dump_patches(
+    state: &crate::state::SavedState,
+    symbols: Option<&std::path::Path>,
+) -> patch::PagePatches {
     let kernel = discover_kernel(state, symbols);
-    let (patches, _) = build_patches(state, &kernel, &crate::convert::cpu_context);
-    patches.pfns().collect()
+    build_patches(state, &kernel, &crate::convert::cpu_context).0
 }
 
 /// How a value was obtained.
