@@ -70,6 +70,24 @@ fn x86_vm() -> SynthVm {
     )])
 }
 
+/// A VM stopped in its firmware (real mode) with RAM above 4 GiB: a 32-bit dump without PAE
+/// whose runs go past 4 GiB.
+fn bios_vm() -> SynthVm {
+    let mut vm = SynthVm::new(vec![
+        SynthRange {
+            gpa_page_start: 0,
+            page_count: 2 * MIB_PAGES,
+        },
+        SynthRange {
+            gpa_page_start: 0x10_0000,
+            page_count: 16 * MIB_PAGES,
+        },
+    ])
+    .with_pages(MixedContent { seed: 13 });
+    vm.vps = vec![SynthVp::real_mode(0, 0xF000, 0xFFF0)];
+    vm
+}
+
 /// One manifest entry: the dump and, for every guest page, its SHA-256 (or null when the
 /// dump leaves it out because it is all zero).
 fn entry(state: &SavedState, dump: &Path, arch: &str, bitmap: bool, skip_zero: bool) -> String {
@@ -112,7 +130,9 @@ fn main() {
     write_vsv_bin(&x64, out.join("x64.vsv"), out.join("x64.bin")).expect("write x64.vsv");
     let x86 = x86_vm();
     write_vmrs(&x86, out.join("x86pae.vmrs")).expect("write x86pae.vmrs");
-    let cases: [(&str, &str, &str, DumpFormat, bool); 5] = [
+    write_vmrs(&bios_vm(), out.join("bios.vmrs")).expect("write bios.vmrs");
+    let cases: [(&str, &str, &str, DumpFormat, bool); 6] = [
+        ("bios.vmrs", "bios-full.dmp", "x86", DumpFormat::Full, false),
         ("x64.vmrs", "x64-full.dmp", "x64", DumpFormat::Full, false),
         (
             "x64.vsv",
