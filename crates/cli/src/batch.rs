@@ -155,7 +155,7 @@ impl Report {
 
     /// Writes the report as JSON under a temporary name, then renames it into place.
     pub fn write(&self, path: &Path) -> Result<(), CliError> {
-        let text = serde_json::to_string_pretty(self).unwrap_or_default() + "\n";
+        let text = crate::to_json(self)? + "\n";
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
@@ -455,24 +455,43 @@ fn modified(p: &Path) -> Option<SystemTime> {
     std::fs::metadata(p).ok()?.modified().ok()
 }
 
-/// True when `out` is a complete kernel dump written from `main` and not older than it:
-/// parsed header, RequiredDumpSpace equal to the file size, our Comment naming the input
-/// (its file name without extension).
+/// True when `out` is a complete kernel dump written from `main` as it is now: parsed
+/// header, RequiredDumpSpace equal to the file size, not older than the input, and our
+/// Comment and SystemTime naming this very file (`vm2dmp::dump_matches_input`). The
+/// Comment names the first file of the state: for a `.bin` that is its `.vsv`.
 pub(crate) fn is_complete(out: &Path, main: &Path) -> bool {
     let Ok(dump) = DumpFile::open(out) else {
         return false;
     };
     let d = dump.dump();
-    // The Comment names the first file of the state (the .vsv of a pair): compare stems.
-    let name = stem(main);
     let fresh = match (modified(out), modified(main)) {
         (Some(o), Some(i)) => o >= i,
         _ => false,
     };
+    let mut firsts = vec![main.to_path_buf()];
+    firsts.extend(sibling_with_ext(main, "vsv"));
     d.required_dump_space() == d.file_size()
-        && !name.is_empty()
-        && d.info().comment.contains(name.as_str())
         && fresh
+        && firsts.iter().any(|f| vm2dmp::dump_matches_input(&dump, f))
+}
+
+/// The file beside `path` with the same stem and extension `ext`, in any case.
+fn sibling_with_ext(path: &Path, ext: &str) -> Option<PathBuf> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let stem = path.file_stem()?;
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p != path
+                && p.file_stem() == Some(stem)
+                && p.extension()
+                    .is_some_and(|e| e.to_string_lossy().eq_ignore_ascii_case(ext))
+        })
 }
 
 struct Display {
@@ -566,6 +585,10 @@ fn convert_one(
         },
     ) {
         Ok(s) => s,
+        // As when found in a folder: a file without memory is skipped, not failed.
+        Err(e @ vm2dmp::Error::NoMemoryImage { .. }) => {
+            return entry.finish(Outcome::Skipped, Some(e.to_string()))
+        }
         Err(e) => return entry.finish(Outcome::Failed, Some(e.to_string())),
     };
     entry.files = state.files();
@@ -751,7 +774,7 @@ pub(crate) fn run(
         None => Ok(None),
     };
     if args.json {
-        crate::print_stdout(&(serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"));
+        crate::print_stdout(&(crate::to_json(&report)? + "\n"));
     }
     if !args.quiet {
         eprintln!(

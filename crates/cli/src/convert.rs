@@ -302,10 +302,7 @@ pub(crate) fn run(args: &ConvertArgs, cancel: Arc<Cancel>) -> Result<(), CliErro
         }
     }
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        );
+        println!("{}", crate::to_json(&report)?);
     } else if !args.quiet {
         eprintln!(
             "wrote {}: {} dump (DumpType {}), {} of {} pages, {} in {:.2} s ({}/s)",

@@ -147,7 +147,7 @@ pub(crate) fn info(path: &PathBuf, json: bool) -> Result<(), CliError> {
     let f = DumpFile::open(path)?;
     let r = report(&f);
     if json {
-        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+        println!("{}", crate::to_json(&r)?);
         return Ok(());
     }
     let mut o = String::new();
@@ -280,7 +280,7 @@ pub(crate) fn verify(args: &VerifyArgs, cancel: &vm2dmp::Cancel) -> Result<bool,
     let state = SavedState::open_with(&args.input.input, &args.input.open_options())?;
     let r = vm2dmp::verify(&f, &state, args.symbols.as_deref(), &NoProgress, cancel)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+        println!("{}", crate::to_json(&r)?);
     } else {
         println!(
             "{}: {} guest pages compared: {} differ, {} absent and all zero, {} absent with data, {} outside guest RAM, {} patched by the converter{}",

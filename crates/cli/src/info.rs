@@ -84,10 +84,9 @@ pub(crate) fn run(
             vcpus,
             kernel: &kernel,
         };
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        );
+        let text =
+            crate::to_json(&report).map_err(|e| vm2dmp::Error::InvalidArgument(e.message()))?;
+        println!("{text}");
         return Ok(());
     }
     print!("{}", render(&summary, &encoding, &state));

@@ -41,7 +41,7 @@ pub(crate) fn run(args: &KeysArgs) -> Result<(), CliError> {
         listing.keys.retain(|k| k.path.starts_with(p.as_str()));
     }
     if args.json {
-        crate::print_stdout(&(serde_json::to_string_pretty(&listing).unwrap_or_default() + "\n"));
+        crate::print_stdout(&(crate::to_json(&listing)? + "\n"));
         return Ok(());
     }
     let mut o = String::new();

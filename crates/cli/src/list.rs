@@ -44,7 +44,9 @@ pub(crate) fn run(args: &ListArgs) -> vm2dmp::Result<()> {
             convertible: found.convertible().count(),
             entries: &found.entries,
         };
-        crate::print_stdout(&(serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"));
+        let text =
+            crate::to_json(&report).map_err(|e| vm2dmp::Error::InvalidArgument(e.message()))?;
+        crate::print_stdout(&(text + "\n"));
         return Ok(());
     }
     let color = crate::use_color(std::io::stdout().is_terminal());

@@ -94,6 +94,15 @@ enum Command {
     },
 }
 
+/// `v` as pretty JSON, or the reason it cannot be (paths must be valid UTF-8 in JSON).
+pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> Result<String, CliError> {
+    serde_json::to_string_pretty(v).map_err(|e| {
+        CliError::Failed(format!(
+            "cannot write JSON: {e} (a file name that is not valid UTF-8?)"
+        ))
+    })
+}
+
 /// Writes `text` to standard output; a closed pipe (`| head`) is not an error worth a panic.
 pub(crate) fn print_stdout(text: &str) {
     use std::io::Write as _;

@@ -573,3 +573,83 @@ fn help_version_and_completions() {
             .stdout(predicate::str::contains("out-dir"));
     }
 }
+
+/// Two inputs with one name in different folders: their dumps are `vm.dmp` and `vm_2.dmp`.
+/// A later run given only the second must not take the first's `vm.dmp` for its own (the
+/// dump names the input file and carries its modification time): it stops with an error
+/// and leaves `vm.dmp` alone. A file without memory is skipped whether named or found.
+#[test]
+fn same_name_in_two_folders_is_not_mistaken_for_a_complete_dump() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = mkdir(&dir.path().join("a"));
+    let b = mkdir(&dir.path().join("b"));
+    vmrs(&a.join("vm.vmrs"), "guest A", 2);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    vmrs(&b.join("vm.vmrs"), "guest B", 3);
+    let out = dir.path().join("out");
+    vm2dmp()
+        .args(["convert", "-q", "--out-dir"])
+        .arg(&out)
+        .arg(a.join("vm.vmrs"))
+        .arg(b.join("vm.vmrs"))
+        .assert()
+        .success();
+    let first = std::fs::read(out.join("vm.dmp")).unwrap();
+    assert!(out.join("vm_2.dmp").exists());
+    // Only b: its output name is now vm.dmp, which holds a's dump.
+    let report_path = dir.path().join("r.json");
+    let o = vm2dmp()
+        .args(["convert", "-q", "--out-dir"])
+        .arg(&out)
+        .arg("--report")
+        .arg(&report_path)
+        .arg(b.join("vm.vmrs"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let r = report(&report_path);
+    assert_eq!(r["entries"][0]["status"], "failed");
+    assert!(r["entries"][0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("not a complete dump of this input"));
+    assert_eq!(std::fs::read(out.join("vm.dmp")).unwrap(), first);
+    // Both again, in the first order: both complete, skipped.
+    let o = vm2dmp()
+        .args(["convert", "-q", "--out-dir"])
+        .arg(&out)
+        .arg("--report")
+        .arg(&report_path)
+        .arg(a.join("vm.vmrs"))
+        .arg(b.join("vm.vmrs"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(report(&report_path)["skipped"], 2);
+
+    // A file that holds no memory, named directly: skipped (exit 0), as in a folder.
+    let mut cfg = SynthVm::with_ram_mib(1);
+    cfg.vmrs.omit_keys = vec!["/savedstate".into()];
+    let off = dir.path().join("off.vmrs");
+    write_vmrs(&cfg, &off).unwrap();
+    let o = vm2dmp()
+        .args(["convert", "-q", "--out-dir"])
+        .arg(&out)
+        .arg("--report")
+        .arg(&report_path)
+        .arg(&off)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = report(&report_path);
+    assert_eq!(
+        (r["skipped"].as_u64(), r["failed"].as_u64()),
+        (Some(1), Some(0)),
+        "{r:#}"
+    );
+}

@@ -898,3 +898,32 @@ fn info_and_keys_of_a_configuration_file() {
 fn hex8(v: u64) -> String {
     v.to_le_bytes().iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// A tree with more files than discovery reads (200,000) in a sub-folder: an error naming
+/// the folder, not a listing that silently leaves out what comes after it.
+#[test]
+fn too_many_files_below_a_sub_folder_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    vmcx(
+        &mkdir(&root.join("a/Virtual Machines")).join(format!("{VM_A}.vmcx")),
+        &[("properties/name", s("First"))],
+    );
+    let many = mkdir(&root.join("m"));
+    for i in 0..200_001 {
+        std::fs::File::create(many.join(format!("{i}"))).unwrap();
+    }
+    vmcx(
+        &mkdir(&root.join("z/Virtual Machines")).join(format!("{VM_B}.vmcx")),
+        &[("properties/name", s("Last"))],
+    );
+    let out = vm2dmp()
+        .args(["list", "--json"])
+        .arg(root)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("more than 200000 files"), "{err}");
+}

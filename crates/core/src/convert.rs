@@ -132,6 +132,41 @@ pub(crate) fn cpu_context(vp: &VpState) -> CpuContext {
 }
 
 /// FILETIME (100 ns since 1601-01-01 UTC) of a system time.
+/// The Comment a conversion writes for an input file named `input_name`.
+fn default_comment(input_name: &str) -> String {
+    format!(
+        "vm2dmp {}: Hyper-V saved state {input_name}",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// What of `comment` fits the header: ASCII, at most 127 bytes.
+fn header_comment(comment: &str) -> String {
+    comment.chars().filter(char::is_ascii).take(127).collect()
+}
+
+/// True when `dump` was written by a conversion of the saved state whose first file is
+/// `input` as that file is now: the dump's Comment names it (the default Comment, whatever
+/// version wrote it) and its SystemTime is the file's modification time. A dump of another
+/// file with the same name, or of an earlier version of this one, does not match.
+pub fn dump_matches_input(dump: &crate::dump::DumpFile, input: &Path) -> bool {
+    let Some(name) = input.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return false;
+    };
+    let Some(mtime) = std::fs::metadata(input)
+        .ok()
+        .and_then(|m| m.modified().ok())
+        .map(filetime)
+    else {
+        return false;
+    };
+    let info = dump.dump().info();
+    // Compare what follows the version: "…: Hyper-V saved state NAME".
+    let tail = |c: &str| c.split_once(": ").map(|(_, t)| t.to_owned());
+    let want = tail(&header_comment(&default_comment(&name)));
+    info.system_time == mtime && want.is_some() && tail(&info.comment) == want
+}
+
 fn filetime(t: SystemTime) -> u64 {
     const UNIX_EPOCH_AS_FILETIME: u64 = 116_444_736_000_000_000;
     t.duration_since(SystemTime::UNIX_EPOCH)
@@ -179,12 +214,10 @@ fn header_info(
         .and_then(|p| p.file_name())
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let comment = opts.comment.clone().unwrap_or_else(|| {
-        format!(
-            "vm2dmp {}: Hyper-V saved state {input_name}",
-            env!("CARGO_PKG_VERSION")
-        )
-    });
+    let comment = opts
+        .comment
+        .clone()
+        .unwrap_or_else(|| default_comment(&input_name));
     let saved_at = input
         .first()
         .and_then(|p| std::fs::metadata(p).ok())
@@ -196,7 +229,7 @@ fn header_info(
         bugcheck_code,
         bugcheck_parameters,
         system_time: saved_at,
-        comment: comment.chars().filter(char::is_ascii).take(127).collect(),
+        comment: header_comment(&comment),
         context: cpu_context(boot),
         ..DumpHeaderInfo::default()
     };

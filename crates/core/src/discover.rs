@@ -614,8 +614,11 @@ fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<()> {
         if lmeta.is_dir() {
             // Symbolic links to folders are not followed (no loops).
             if depth < MAX_DEPTH {
-                // A sub-folder that cannot be listed is skipped, not fatal.
-                let _ = walk(&p, depth + 1, out);
+                // A sub-folder that cannot be listed is skipped, not fatal; too many files
+                // anywhere below is, so that nothing is left out silently.
+                if let Err(e @ Error::InvalidArgument(_)) = walk(&p, depth + 1, out) {
+                    return Err(e);
+                }
             }
             continue;
         }

@@ -41,7 +41,7 @@ mod state;
 mod vcpu;
 
 pub use container::ValueType;
-pub use convert::{convert, ConvertOptions, ConvertReport, DumpFormat};
+pub use convert::{convert, dump_matches_input, ConvertOptions, ConvertReport, DumpFormat};
 pub use discover::{
     discover, keys as config_keys, memory_for_disk, Candidate, DiscoverOptions, Discovery,
     EntryKind, Layout, Status,
