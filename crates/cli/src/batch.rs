@@ -355,11 +355,13 @@ fn plan_path(p: &Path, args: &ConvertArgs, out: &mut Vec<Planned>) {
     }
     // A .bin given alone: its .vsv beside it is the file to open (as `convert x.bin` does), so
     // that giving both converts the pair once.
-    let (main, bin) = match (ext.as_str(), args.input.bin.clone()) {
-        ("bin", None) if p.with_extension("vsv").is_file() => {
-            (p.with_extension("vsv"), Some(p.to_path_buf()))
-        }
-        (_, bin) => (p.to_path_buf(), bin),
+    let vsv = match (ext.as_str(), &args.input.bin) {
+        ("bin", None) => sibling_with_ext(p, "vsv"),
+        _ => None,
+    };
+    let (main, bin) = match vsv {
+        Some(vsv) => (vsv, Some(p.to_path_buf())),
+        None => (p.to_path_buf(), args.input.bin.clone()),
     };
     let mut entry = Entry::new(
         p,
@@ -380,14 +382,22 @@ fn plan_path(p: &Path, args: &ConvertArgs, out: &mut Vec<Planned>) {
 }
 
 /// Expands the inputs (globs, folders) into conversions and entries already decided.
-fn plan(inputs: &[PathBuf], args: &ConvertArgs) -> Vec<Planned> {
+fn plan(inputs: &[PathBuf], args: &ConvertArgs, out_dir: &Path) -> Vec<Planned> {
     let mut out = Vec::new();
+    // A pattern may also match the output folder or the dumps in it: those are not inputs.
+    let out_dir = out_dir.canonicalize().ok();
+    let in_output = |m: &Path| {
+        out_dir
+            .as_ref()
+            .is_some_and(|o| m.canonicalize().is_ok_and(|c| c.starts_with(o)))
+    };
     for input in inputs {
         let text = input.to_string_lossy();
         if !input.exists() && has_glob_chars(&text) {
             match glob::glob(&text) {
                 Ok(paths) => {
-                    let mut matched: Vec<PathBuf> = paths.flatten().collect();
+                    let mut matched: Vec<PathBuf> =
+                        paths.flatten().filter(|m| !in_output(m)).collect();
                     matched.sort();
                     if matched.is_empty() {
                         out.push(Planned::Done(Entry::new(input, text.to_string()).finish(
@@ -667,7 +677,7 @@ pub(crate) fn run(
         })
     })?;
 
-    let planned = plan(inputs, args);
+    let planned = plan(inputs, args, out_dir);
     let mut jobs: Vec<Job> = Vec::new();
     // (position in the report, entry) for entries decided while planning.
     let mut order: Vec<Result<usize, Entry>> = Vec::new();

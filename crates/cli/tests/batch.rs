@@ -653,3 +653,53 @@ fn same_name_in_two_folders_is_not_mistaken_for_a_complete_dump() {
         "{r:#}"
     );
 }
+
+/// A pattern that also matches the output folder (and, on the next run, the dumps in it),
+/// over a `.VSV`/`.BIN` pair with upper-case extensions: each saved state converts once, the
+/// output folder and its dumps are not taken for inputs, and a second run skips both.
+#[test]
+fn pattern_over_the_output_folder_and_an_upper_case_pair() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = mkdir(&dir.path().join("cases"));
+    vmrs(&cases.join("a.vmrs"), "guest a", 2);
+    write_vsv_bin(
+        &guest("guest pair", 2),
+        cases.join("VM.VSV"),
+        cases.join("VM.BIN"),
+    )
+    .unwrap();
+    let out = cases.join("dumps");
+    let report_path = dir.path().join("r.json");
+    for run in 0..2 {
+        let o = vm2dmp()
+            .args(["convert", "-q", "--out-dir"])
+            .arg(&out)
+            .arg("--report")
+            .arg(&report_path)
+            .arg(cases.join("*"))
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "run {run}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let r = report(&report_path);
+        let (ok, skipped, failed) = (
+            r["ok"].as_u64(),
+            r["skipped"].as_u64(),
+            r["failed"].as_u64(),
+        );
+        if run == 0 {
+            assert_eq!((ok, skipped, failed), (Some(2), Some(0), Some(0)), "{r:#}");
+        } else {
+            assert_eq!((ok, skipped, failed), (Some(0), Some(2), Some(0)), "{r:#}");
+        }
+    }
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["VM.dmp", "a.dmp"]);
+}
