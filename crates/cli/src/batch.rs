@@ -217,8 +217,20 @@ fn sanitize(s: &str) -> String {
         .chars()
         .take(100)
         .collect();
+    // Names Windows reserves for devices, whatever follows a dot: `CON.dmp` is not a file.
+    let device = t.split('.').next().unwrap_or("").to_ascii_uppercase();
+    let reserved = matches!(device.as_str(), "CON" | "PRN" | "AUX" | "NUL")
+        || (device.len() == 4
+            && (device.starts_with("COM") || device.starts_with("LPT"))
+            && device.as_bytes()[3].is_ascii_digit());
     if t.is_empty() {
         "dump".into()
+    } else if reserved {
+        // The part before the first dot is what Windows matches: suffix that part.
+        match t.split_once('.') {
+            Some((first, rest)) => format!("{first}_.{rest}"),
+            None => format!("{t}_"),
+        }
     } else {
         t
     }
@@ -834,5 +846,12 @@ mod tests {
         assert_eq!(sanitize(""), "dump");
         assert_eq!(sanitize("..."), "dump");
         assert_eq!(sanitize("a:b\\c/d"), "a_b_c_d");
+        // Windows device names get a suffix; names that only start like one do not.
+        assert_eq!(sanitize("CON"), "CON_");
+        assert_eq!(sanitize("nul"), "nul_");
+        assert_eq!(sanitize("com1"), "com1_");
+        assert_eq!(sanitize("LPT9.old"), "LPT9_.old");
+        assert_eq!(sanitize("CONSOLE"), "CONSOLE");
+        assert_eq!(sanitize("COM10"), "COM10");
     }
 }
