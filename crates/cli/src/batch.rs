@@ -368,7 +368,7 @@ fn plan_path(p: &Path, args: &ConvertArgs, out: &mut Vec<Planned>) {
     // A .bin given alone: its .vsv beside it is the file to open (as `convert x.bin` does), so
     // that giving both converts the pair once.
     let vsv = match (ext.as_str(), &args.input.bin) {
-        ("bin", None) => sibling_with_ext(p, "vsv"),
+        ("bin", None) => vm2dmp::sibling_file(p, "vsv"),
         _ => None,
     };
     let (main, bin) = match vsv {
@@ -491,29 +491,10 @@ pub(crate) fn is_complete(out: &Path, main: &Path) -> bool {
         _ => false,
     };
     let mut firsts = vec![main.to_path_buf()];
-    firsts.extend(sibling_with_ext(main, "vsv"));
+    firsts.extend(vm2dmp::sibling_file(main, "vsv"));
     d.required_dump_space() == d.file_size()
         && fresh
         && firsts.iter().any(|f| vm2dmp::dump_matches_input(&dump, f))
-}
-
-/// The file beside `path` with the same stem and extension `ext`, in any case.
-fn sibling_with_ext(path: &Path, ext: &str) -> Option<PathBuf> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let stem = path.file_stem()?;
-    std::fs::read_dir(dir)
-        .ok()?
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            p != path
-                && p.file_stem() == Some(stem)
-                && p.extension()
-                    .is_some_and(|e| e.to_string_lossy().eq_ignore_ascii_case(ext))
-        })
 }
 
 struct Display {

@@ -47,30 +47,13 @@ struct DumpReport {
     context_ss: Option<String>,
 }
 
-/// A FILETIME (100 ns units since 1601-01-01 UTC) as `YYYY-MM-DD HH:MM:SS`, for 1980..=9999.
+/// A FILETIME (100 ns units since 1601-01-01 UTC) as `YYYY-MM-DD HH:MM:SS UTC`, for
+/// 1980..=9999.
 fn filetime_utc(ft: u64) -> Option<String> {
-    const UNIX_EPOCH: u64 = 116_444_736_000_000_000;
-    let secs = ft.checked_sub(UNIX_EPOCH)? / 10_000_000;
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (1980..=9999).contains(&year).then(|| {
-        format!(
-            "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-            rem / 3600,
-            rem / 60 % 60,
-            rem % 60
-        )
-    })
+    let t = vm2dmp::filetime_rfc3339(ft)?; // YYYY-MM-DDTHH:MM:SSZ
+    let year: i64 = t.get(..4)?.parse().ok()?;
+    let (date, time) = (t.get(..10)?, t.get(11..19)?);
+    (year >= 1980).then(|| format!("{date} {time} UTC"))
 }
 
 /// A few bug check names users meet in dumps of virtual machines.

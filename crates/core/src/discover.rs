@@ -946,7 +946,7 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 }
 
 /// A FILETIME (100 ns since 1601-01-01 UTC) as RFC 3339, for 1970 to 9999.
-pub(crate) fn filetime_rfc3339(ft: u64) -> Option<String> {
+pub fn filetime_rfc3339(ft: u64) -> Option<String> {
     const UNIX_EPOCH: u64 = 116_444_736_000_000_000;
     const YEAR_10000: u64 = 2_650_467_744_000_000_000;
     if !(UNIX_EPOCH..YEAR_10000).contains(&ft) {

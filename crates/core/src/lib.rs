@@ -42,6 +42,7 @@ mod vcpu;
 
 pub use container::ValueType;
 pub use convert::{convert, dump_matches_input, ConvertOptions, ConvertReport, DumpFormat};
+pub use discover::filetime_rfc3339;
 pub use discover::{
     discover, keys as config_keys, memory_for_disk, Candidate, DiscoverOptions, Discovery,
     EntryKind, Layout, Status,
@@ -62,6 +63,7 @@ pub use keys::{list_keys, list_keys_from_bytes, KeyData, KeyEntry, KeyListing};
 pub use output::OutputFile;
 pub use progress::{Cancel, NoProgress, Progress};
 pub use ram::EncodingStats;
+pub use state::sibling as sibling_file;
 pub use state::{
     BlockSpan, InputFormat, KeyFlavour, MemoryRange, OpenOptions, Pages, SavedState, Summary,
 };

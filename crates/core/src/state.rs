@@ -196,8 +196,9 @@ pub(crate) fn parse_container(mut file: InputFile, replay: bool) -> Result<Conta
     Ok(ContainerFile { file, container })
 }
 
-/// The file beside `path` with the same stem and extension `ext` (any case).
-fn sibling(path: &Path, ext: &str) -> Option<PathBuf> {
+/// The file beside `path` with the same stem and extension `ext` (any case): a `.vsv`'s
+/// `.bin`, a `.bin`'s `.vsv`.
+pub fn sibling(path: &Path, ext: &str) -> Option<PathBuf> {
     let stem = path.file_stem()?;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
