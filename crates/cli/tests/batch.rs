@@ -574,6 +574,18 @@ fn help_version_and_completions() {
     }
 }
 
+/// `convert -q --out-dir OUT --report REPORT INPUTS...`, run to completion.
+fn convert_into(out: &Path, report: &Path, inputs: &[&Path]) -> std::process::Output {
+    vm2dmp()
+        .args(["convert", "-q", "--out-dir"])
+        .arg(out)
+        .arg("--report")
+        .arg(report)
+        .args(inputs)
+        .output()
+        .unwrap()
+}
+
 /// Two inputs with one name in different folders: their dumps are `vm.dmp` and `vm_2.dmp`.
 /// A later run given only the second must not take the first's `vm.dmp` for its own (the
 /// dump names the input file and carries its modification time): it stops with an error
@@ -598,14 +610,7 @@ fn same_name_in_two_folders_is_not_mistaken_for_a_complete_dump() {
     assert!(out.join("vm_2.dmp").exists());
     // Only b: its output name is now vm.dmp, which holds a's dump.
     let report_path = dir.path().join("r.json");
-    let o = vm2dmp()
-        .args(["convert", "-q", "--out-dir"])
-        .arg(&out)
-        .arg("--report")
-        .arg(&report_path)
-        .arg(b.join("vm.vmrs"))
-        .output()
-        .unwrap();
+    let o = convert_into(&out, &report_path, &[&b.join("vm.vmrs")]);
     assert_eq!(
         o.status.code(),
         Some(1),
@@ -620,15 +625,11 @@ fn same_name_in_two_folders_is_not_mistaken_for_a_complete_dump() {
         .contains("not a complete dump of this input"));
     assert_eq!(std::fs::read(out.join("vm.dmp")).unwrap(), first);
     // Both again, in the first order: both complete, skipped.
-    let o = vm2dmp()
-        .args(["convert", "-q", "--out-dir"])
-        .arg(&out)
-        .arg("--report")
-        .arg(&report_path)
-        .arg(a.join("vm.vmrs"))
-        .arg(b.join("vm.vmrs"))
-        .output()
-        .unwrap();
+    let o = convert_into(
+        &out,
+        &report_path,
+        &[&a.join("vm.vmrs"), &b.join("vm.vmrs")],
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(report(&report_path)["skipped"], 2);
 
@@ -637,14 +638,7 @@ fn same_name_in_two_folders_is_not_mistaken_for_a_complete_dump() {
     cfg.vmrs.omit_keys = vec!["/savedstate".into()];
     let off = dir.path().join("off.vmrs");
     write_vmrs(&cfg, &off).unwrap();
-    let o = vm2dmp()
-        .args(["convert", "-q", "--out-dir"])
-        .arg(&out)
-        .arg("--report")
-        .arg(&report_path)
-        .arg(&off)
-        .output()
-        .unwrap();
+    let o = convert_into(&out, &report_path, &[&off]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let r = report(&report_path);
     assert_eq!(
@@ -671,14 +665,7 @@ fn pattern_over_the_output_folder_and_an_upper_case_pair() {
     let out = cases.join("dumps");
     let report_path = dir.path().join("r.json");
     for run in 0..2 {
-        let o = vm2dmp()
-            .args(["convert", "-q", "--out-dir"])
-            .arg(&out)
-            .arg("--report")
-            .arg(&report_path)
-            .arg(cases.join("*"))
-            .output()
-            .unwrap();
+        let o = convert_into(&out, &report_path, &[&cases.join("*")]);
         assert!(
             o.status.success(),
             "run {run}: {}",
