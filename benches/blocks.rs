@@ -3,7 +3,7 @@
 //! against xpress_rs in `crates/xpress/benches/xpress.rs`.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use vm2dmp::{SavedState, BLOCK_SIZE};
+use vm2dmp::{hyperv::BLOCK_SIZE, SavedState};
 use vm2dmp_benches::{guest, Content};
 use vm2dmp_synth::{write_vmrs, SynthRange};
 

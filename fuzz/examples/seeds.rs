@@ -423,7 +423,7 @@ fn main() -> Result<()> {
             ("KdCopyDataBlock", 0x1200),
         ],
     );
-    assert_eq!(vm2dmp::fuzzing::parse_pdb(&pdb), Some(4), "seed PDB must parse");
+    assert_eq!(vm2dmp::guest::fuzzing::parse_pdb(&pdb), Some(4), "seed PDB must parse");
     seeds.put("pdb_symbols", "four-symbols", &pdb)?;
     // Headers Windows wrote (testdata/windows-dumps): their first 8 KiB.
     for (name, file) in [
@@ -440,7 +440,7 @@ fn main() -> Result<()> {
     let sud32 = 0xFFDF_0000u64;
     seeds.put(
         "page_tables",
-        "bits32",
+        "bit32",
         &page_table_seed(
             0,
             sud32,
@@ -515,7 +515,7 @@ fn main() -> Result<()> {
         vm2dmp_fuzz::KernelTemplate::new().build(&seed).unwrap(),
         None,
     )?;
-    let k = vm2dmp::discover_kernel(&state, None);
+    let k = vm2dmp::guest::find_kernel(&state, None);
     assert!(
         k.image.is_some(),
         "the kernel seed must be found: {:?}",

@@ -21,8 +21,8 @@ fuzz_target!(|data: &[u8]| {
     };
     let state = vm2dmp::SavedState::from_bytes(Path::new("kernel.vmrs"), bytes, None)
         .expect("the template opens whatever the registers and memory");
-    let k = vm2dmp::discover_kernel(&state, None);
-    let _ = vm2dmp::dump_patched_pages(&state, None);
+    let k = vm2dmp::guest::find_kernel(&state, None);
+    let _ = vm2dmp::guest::dump_patched_pages(&state, None);
     if k.image.is_some() {
         vm2dmp_fuzz::convert_and_verify(&state);
     }

@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vm2dmp::{check_dtb, read_virt, translate, Dtb, Paging, PhysMem};
+use vm2dmp::{guest::translate::check_dtb, guest::translate::read_virt, guest::translate::translate, guest::translate::Dtb, guest::translate::Paging, guest::translate::PhysMem};
 
 struct Image<'a>(&'a [u8]);
 
@@ -35,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((va, mem)) = rest.split_first_chunk::<8>() else {
         return;
     };
-    let paging = [Paging::Bits32, Paging::Pae, Paging::Long4, Paging::Long5][usize::from(mode & 3)];
+    let paging = [Paging::Bit32, Paging::Pae, Paging::Long4, Paging::Long5][usize::from(mode & 3)];
     let dtb = Dtb::new(paging, u64::from_le_bytes(*cr3));
     let va = u64::from_le_bytes(*va);
     let mem = Image(mem);

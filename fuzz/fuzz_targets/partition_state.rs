@@ -4,5 +4,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = vm2dmp::fuzzing::parse_partition_state(data);
+    let _ = vm2dmp::hyperv::fuzzing::parse_partition_state(data);
 });

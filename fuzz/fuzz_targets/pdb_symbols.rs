@@ -5,5 +5,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = vm2dmp::fuzzing::parse_pdb(data);
+    let _ = vm2dmp::guest::fuzzing::parse_pdb(data);
 });

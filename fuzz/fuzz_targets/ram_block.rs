@@ -4,5 +4,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = vm2dmp::fuzzing::decode_ram_block(data);
+    let _ = vm2dmp::hyperv::fuzzing::decode_ram_block(data);
 });

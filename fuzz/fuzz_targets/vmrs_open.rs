@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
         vm2dmp_fuzz::fix_hvs_checksums(&mut bytes);
     }
     // Every key, as `vm2dmp keys` lists them (also for files without memory).
-    let _ = vm2dmp::list_keys_from_bytes(Path::new("fuzz.vmrs"), bytes.clone(), false);
+    let _ = vm2dmp::hyperv::list_keys_from_bytes(Path::new("fuzz.vmrs"), bytes.clone(), false);
     if let Ok(state) = vm2dmp::SavedState::from_bytes(Path::new("fuzz.vmrs"), bytes, None) {
         vm2dmp_fuzz::exercise(&state);
     }

@@ -1,7 +1,7 @@
 //! Shared code of the fuzz targets: what to do with a saved state once it opens, and a
 //! checksum fixer that lets mutated HVS files get past their CRC-32 fields.
 
-use vm2dmp::{SavedState, BLOCK_SIZE, PAGE_SIZE};
+use vm2dmp::{SavedState, hyperv::BLOCK_SIZE, source::PAGE_SIZE};
 use vm2dmp_formats::crc32_with_zeroed_field as crc;
 use vm2dmp_formats::hvs::{
     key_type, object_type, FileHeader, KeyEntryHeader, KeyTableHeader, ObjectEntry, ReplayLogEntry,
@@ -59,7 +59,7 @@ pub fn exercise(state: &SavedState) {
     let _ = state.decode_block(state.ram_block_count(), &mut block);
 
     let mut pages = state.pages();
-    for _ in 0..2 * vm2dmp::PAGES_PER_BLOCK {
+    for _ in 0..2 * vm2dmp::hyperv::PAGES_PER_BLOCK {
         match pages.next() {
             Some(Ok((_, p))) => assert_eq!(p.len(), PAGE_SIZE),
             Some(Err(_)) | None => break,
@@ -69,7 +69,7 @@ pub fn exercise(state: &SavedState) {
 }
 
 /// Guests converted per input: at most this much RAM ...
-const MAX_CONVERTED_PAGES: u64 = 4 * vm2dmp::PAGES_PER_BLOCK as u64;
+const MAX_CONVERTED_PAGES: u64 = 4 * vm2dmp::hyperv::PAGES_PER_BLOCK as u64;
 /// ... ending below this guest page (bitmap dumps cover every page below the highest).
 const MAX_CONVERTED_GPA_PAGE: u64 = 1 << 20;
 

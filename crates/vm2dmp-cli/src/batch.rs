@@ -17,8 +17,8 @@ use crate::convert::Bar;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use vm2dmp::{
-    Cancel, Candidate, ConvertOptions, DiscoverOptions, DumpFile, EntryKind, OpenOptions,
-    SavedState, Status,
+    folders::Candidate, folders::DiscoverOptions, folders::EntryKind, folders::Status,
+    hyperv::OpenOptions, Cancel, ConvertOptions, DumpFile, SavedState,
 };
 
 use crate::convert::ConvertArgs;
@@ -280,12 +280,12 @@ fn plan_discovered(input: &Path, args: &ConvertArgs, out: &mut Vec<Planned>) {
     let opts = DiscoverOptions {
         no_replay: args.input.no_replay,
     };
-    let found = match vm2dmp::discover(input, &opts) {
+    let found = match vm2dmp::folders::discover(input, &opts) {
         Ok(f) => f,
         Err(e) => {
             out.push(Planned::Done(
                 Entry::new(input, input.display().to_string())
-                    .finish(Outcome::Failed, Some(e.to_string())),
+                    .finish(Outcome::Failed, Some(crate::describe(&e))),
             ));
             return;
         }
@@ -340,7 +340,7 @@ fn plan_path(p: &Path, args: &ConvertArgs, out: &mut Vec<Planned>) {
         let opts = DiscoverOptions {
             no_replay: args.input.no_replay,
         };
-        match vm2dmp::memory_for_disk(p, &opts) {
+        match vm2dmp::folders::memory_for_disk(p, &opts) {
             Ok(c) => match job_from_candidate(p, &c) {
                 Some(j) => out.push(Planned::Run(j)),
                 None => out.push(Planned::Done(
@@ -349,7 +349,8 @@ fn plan_path(p: &Path, args: &ConvertArgs, out: &mut Vec<Planned>) {
                 )),
             },
             Err(e) => out.push(Planned::Done(
-                Entry::new(p, p.display().to_string()).finish(Outcome::Failed, Some(e.to_string())),
+                Entry::new(p, p.display().to_string())
+                    .finish(Outcome::Failed, Some(crate::describe(&e))),
             )),
         }
         return;
@@ -368,7 +369,7 @@ fn plan_path(p: &Path, args: &ConvertArgs, out: &mut Vec<Planned>) {
     // A .bin given alone: its .vsv beside it is the file to open (as `convert x.bin` does), so
     // that giving both converts the pair once.
     let vsv = match (ext.as_str(), &args.input.bin) {
-        ("bin", None) => vm2dmp::sibling_file(p, "vsv"),
+        ("bin", None) => vm2dmp::hyperv::sibling_file(p, "vsv"),
         _ => None,
     };
     let (main, bin) = match vsv {
@@ -479,7 +480,7 @@ fn modified(p: &Path) -> Option<SystemTime> {
 
 /// True when `out` is a complete kernel dump written from `main` as it is now: parsed
 /// header, RequiredDumpSpace equal to the file size, not older than the input, and our
-/// Comment and SystemTime naming this very file (`vm2dmp::dump_matches_input`). The
+/// Comment and SystemTime naming this very file (`vm2dmp::convert::dump_matches_input`). The
 /// Comment names the first file of the state: for a `.bin` that is its `.vsv`.
 pub(crate) fn is_complete(out: &Path, main: &Path) -> bool {
     let Ok(dump) = DumpFile::open(out) else {
@@ -491,10 +492,12 @@ pub(crate) fn is_complete(out: &Path, main: &Path) -> bool {
         _ => false,
     };
     let mut firsts = vec![main.to_path_buf()];
-    firsts.extend(vm2dmp::sibling_file(main, "vsv"));
+    firsts.extend(vm2dmp::hyperv::sibling_file(main, "vsv"));
     d.required_dump_space() == d.file_size()
         && fresh
-        && firsts.iter().any(|f| vm2dmp::dump_matches_input(&dump, f))
+        && firsts
+            .iter()
+            .any(|f| vm2dmp::convert::dump_matches_input(&dump, vm2dmp::hyperv::KIND, f))
 }
 
 struct Display {
@@ -592,7 +595,7 @@ fn convert_one(
         Err(e @ vm2dmp::Error::NoMemoryImage { .. }) => {
             return entry.finish(Outcome::Skipped, Some(e.to_string()))
         }
-        Err(e) => return entry.finish(Outcome::Failed, Some(e.to_string())),
+        Err(e) => return entry.finish(Outcome::Failed, Some(crate::describe(&e))),
     };
     entry.files = state.files();
     entry.replay_pending = state.replay_log().pending_entries;
@@ -638,7 +641,7 @@ fn convert_one(
                 "{INTERRUPTED} while writing; the dump was not written"
             )),
         ),
-        Err(e) => entry.finish(Outcome::Failed, Some(e.to_string())),
+        Err(e) => entry.finish(Outcome::Failed, Some(crate::describe(&e))),
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use vm2dmp::{Cancel, ConvertOptions, DiscoverOptions, DumpFormat, SavedState};
+use vm2dmp::{folders::DiscoverOptions, Cancel, ConvertOptions, DumpFormat, SavedState};
 
 use crate::{CliError, InputArgs};
 
@@ -116,7 +116,9 @@ fn ext_lower(p: &Path) -> String {
 /// A library error about choosing an entry is a usage problem (exit 2), not a failure.
 fn selection_error(e: vm2dmp::Error) -> CliError {
     match e {
-        vm2dmp::Error::InvalidArgument(m) => CliError::Usage(m),
+        e @ (vm2dmp::Error::NoMatch { .. }
+        | vm2dmp::Error::Ambiguous { .. }
+        | vm2dmp::Error::TooManyFiles { .. }) => CliError::Usage(crate::describe(&e)),
         other => CliError::Lib(other),
     }
 }
@@ -131,9 +133,9 @@ fn open_single(args: &ConvertArgs, input: &Path) -> Result<SavedState, CliError>
         no_replay: args.input.no_replay,
     };
     let candidate = if disk && args.checkpoint.is_none() {
-        vm2dmp::memory_for_disk(input, &opts).map_err(selection_error)?
+        vm2dmp::folders::memory_for_disk(input, &opts).map_err(selection_error)?
     } else if via_discovery || disk {
-        let found = vm2dmp::discover(input, &opts)?;
+        let found = vm2dmp::folders::discover(input, &opts)?;
         found
             .select(args.checkpoint.as_deref())
             .map_err(selection_error)?

@@ -50,7 +50,7 @@ struct DumpReport {
 /// A FILETIME (100 ns units since 1601-01-01 UTC) as `YYYY-MM-DD HH:MM:SS UTC`, for
 /// 1980..=9999.
 fn filetime_utc(ft: u64) -> Option<String> {
-    let t = vm2dmp::filetime_rfc3339(ft)?; // YYYY-MM-DDTHH:MM:SSZ
+    let t = vm2dmp::folders::filetime_rfc3339(ft)?; // YYYY-MM-DDTHH:MM:SSZ
     let year: i64 = t.get(..4)?.parse().ok()?;
     let (date, time) = (t.get(..10)?, t.get(11..19)?);
     (year >= 1980).then(|| format!("{date} {time} UTC"))

@@ -3,15 +3,15 @@
 use std::fmt::Write as _;
 
 use serde::Serialize;
-use vm2dmp::{EncodingStats, SavedState, Summary, VpState};
+use vm2dmp::{hyperv::EncodingStats, hyperv::Summary, CpuState, SavedState};
 
 use crate::InputArgs;
 
 #[derive(Serialize)]
 struct VpReport<'a> {
     index: u32,
-    architecture: vm2dmp::Architecture,
-    paging_mode: vm2dmp::PagingMode,
+    architecture: vm2dmp::source::Architecture,
+    paging_mode: vm2dmp::source::PagingMode,
     mode: &'static str,
     rip: String,
     rsp: String,
@@ -22,7 +22,7 @@ struct VpReport<'a> {
     efer: String,
     cs_selector: String,
     cpl: u8,
-    registers: &'a VpState,
+    registers: &'a CpuState,
 }
 
 #[derive(Serialize)]
@@ -31,7 +31,7 @@ struct InfoReport<'a> {
     summary: &'a Summary,
     encoding: EncodingStats,
     vcpus: Vec<VpReport<'a>>,
-    kernel: &'a vm2dmp::KernelInfo,
+    kernel: &'a vm2dmp::guest::KernelInfo,
 }
 
 fn hex(v: u64) -> String {
@@ -54,7 +54,7 @@ pub(crate) fn run(
         },
         e => e,
     })?;
-    let kernel = vm2dmp::discover_kernel(&state, symbols);
+    let kernel = vm2dmp::guest::find_kernel(&state, symbols);
     let summary = state.summary()?;
     let encoding = state.encoding_stats()?;
     let vcpus: Vec<VpReport<'_>> = state
@@ -95,7 +95,7 @@ pub(crate) fn run(
 }
 
 /// The "Kernel:" section: each field, its value and how it was found.
-fn render_kernel(k: &vm2dmp::KernelInfo) -> String {
+fn render_kernel(k: &vm2dmp::guest::KernelInfo) -> String {
     let mut o = String::new();
     match (&k.image, k.found()) {
         (Some(img), true) => {
@@ -130,9 +130,9 @@ fn render_kernel(k: &vm2dmp::KernelInfo) -> String {
     }
     for (name, f) in k.fields() {
         let method = match f.method {
-            vm2dmp::Method::Symbols => "symbols",
-            vm2dmp::Method::Heuristic => "heuristic",
-            vm2dmp::Method::NotFound => "not found",
+            vm2dmp::guest::Method::Symbols => "symbols",
+            vm2dmp::guest::Method::Heuristic => "heuristic",
+            vm2dmp::guest::Method::NotFound => "not found",
         };
         let value = match (name, f.value) {
             ("Build" | "NumberProcessors", Some(v)) => v.to_string(),
@@ -169,12 +169,12 @@ fn render(s: &Summary, e: &EncodingStats, state: &SavedState) -> String {
     let files: Vec<String> = s.files.iter().map(|p| p.display().to_string()).collect();
     let _ = writeln!(o, "Files:         {}", files.join(", "));
     let container = match s.format {
-        vm2dmp::InputFormat::Vmrs => format!(
+        vm2dmp::hyperv::InputFormat::Vmrs => format!(
             "vmrs (HVS container {}.{})",
             s.container_version >> 8,
             s.container_version & 0xFF
         ),
-        vm2dmp::InputFormat::VsvBin => {
+        vm2dmp::hyperv::InputFormat::VsvBin => {
             format!("vsv+bin (legacy container {:#x})", s.container_version)
         }
     };
@@ -194,7 +194,7 @@ fn render(s: &Summary, e: &EncodingStats, state: &SavedState) -> String {
         (n, true) => format!("dirty: {n} pending entries, replayed in memory"),
         (n, false) => format!("dirty: {n} pending entries, NOT replayed (--no-replay)"),
     };
-    if s.format == vm2dmp::InputFormat::Vmrs {
+    if s.format == vm2dmp::hyperv::InputFormat::Vmrs {
         let _ = writeln!(
             o,
             "Replay log:    {replay}{}",

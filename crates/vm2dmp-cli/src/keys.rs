@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use vm2dmp::KeyData;
+use vm2dmp::hyperv::KeyData;
 
 use crate::CliError;
 
@@ -36,7 +36,7 @@ fn shown(v: &KeyData) -> String {
 }
 
 pub(crate) fn run(args: &KeysArgs) -> Result<(), CliError> {
-    let mut listing = vm2dmp::list_keys(&args.file, args.no_replay)?;
+    let mut listing = vm2dmp::hyperv::list_keys(&args.file, args.no_replay)?;
     if let Some(p) = &args.prefix {
         listing.keys.retain(|k| k.path.starts_with(p.as_str()));
     }

@@ -6,7 +6,10 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use vm2dmp::{Candidate, DiscoverOptions, Discovery, EntryKind, Status};
+use vm2dmp::{
+    folders::Candidate, folders::DiscoverOptions, folders::Discovery, folders::EntryKind,
+    folders::Status,
+};
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct ListArgs {
@@ -32,7 +35,7 @@ struct ListReport<'a> {
 }
 
 pub(crate) fn run(args: &ListArgs) -> vm2dmp::Result<()> {
-    let found = vm2dmp::discover(
+    let found = vm2dmp::folders::discover(
         &args.path,
         &DiscoverOptions {
             no_replay: args.no_replay,
@@ -180,9 +183,9 @@ fn render(found: &Discovery, verbose: bool, color: bool) -> String {
                 Some(id) => {
                     let name = c.vm_name.as_deref().unwrap_or("?");
                     let layout = match c.layout {
-                        vm2dmp::Layout::Vmcx => " (2016+ layout, .vmcx)",
-                        vm2dmp::Layout::Xml => " (2008-2012 R2 layout, .xml)",
-                        vm2dmp::Layout::None => "",
+                        vm2dmp::folders::FolderLayout::Vmcx => " (2016+ layout, .vmcx)",
+                        vm2dmp::folders::FolderLayout::Xml => " (2008-2012 R2 layout, .xml)",
+                        vm2dmp::folders::FolderLayout::None => "",
                     };
                     let _ = writeln!(o, "VM \"{name}\" {{{id}}}{layout}");
                 }

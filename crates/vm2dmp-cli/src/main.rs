@@ -52,8 +52,8 @@ pub(crate) struct InputArgs {
 }
 
 impl InputArgs {
-    pub fn open_options(&self) -> vm2dmp::OpenOptions {
-        vm2dmp::OpenOptions {
+    pub fn open_options(&self) -> vm2dmp::hyperv::OpenOptions {
+        vm2dmp::hyperv::OpenOptions {
             bin: self.bin.clone(),
             no_replay: self.no_replay,
         }
@@ -126,12 +126,34 @@ pub(crate) enum CliError {
     Interrupted(String),
 }
 
+/// A library error as one line, with the command-line option that resolves it where there is
+/// one (the library's own messages name no options).
+pub(crate) fn describe(e: &vm2dmp::Error) -> String {
+    use vm2dmp::source::Ambiguity;
+    match e {
+        vm2dmp::Error::OutputExists { .. } => format!("{e} (use --force to overwrite)"),
+        vm2dmp::Error::MissingBin { .. } => format!("{e} (give it with --bin)"),
+        vm2dmp::Error::TooManyFiles { .. } => format!("{e}; give a VM folder instead"),
+        vm2dmp::Error::Ambiguous { path, kind, found } => {
+            let hint = match kind {
+                Ambiguity::Name { .. } => "give the GUID instead",
+                Ambiguity::SeveralImages { .. } => {
+                    "choose one with --checkpoint NAME|GUID, or convert all with --out-dir DIR"
+                }
+                _ => "convert the VM folder with --checkpoint NAME|GUID",
+            };
+            format!("{}: {kind}; {hint}{found}", path.display())
+        }
+        other => other.to_string(),
+    }
+}
+
 impl CliError {
     /// The one-line message.
     pub fn message(&self) -> String {
         match self {
             CliError::Lib(vm2dmp::Error::Cancelled) => "interrupted".into(),
-            CliError::Lib(e) => e.to_string(),
+            CliError::Lib(e) => describe(e),
             CliError::Usage(m) | CliError::Failed(m) => m.clone(),
             CliError::Interrupted(m) => format!("interrupted; {m}"),
         }
@@ -160,7 +182,7 @@ fn report(e: &CliError) -> ExitCode {
             ExitCode::from(exit::INTERRUPTED)
         }
         CliError::Lib(e) => {
-            eprintln!("vm2dmp: error: {e}");
+            eprintln!("vm2dmp: error: {}", describe(e));
             let usage = matches!(e, vm2dmp::Error::OutputExists { .. });
             ExitCode::from(if e.is_input_error() || usage {
                 exit::BAD_INPUT
@@ -175,7 +197,7 @@ fn main() -> ExitCode {
     // A panic is a bug: one line saying so, where and why, instead of Rust's report. Panics
     // the library catches and turns into errors (a malformed PDB) are not reported twice.
     std::panic::set_hook(Box::new(|info| {
-        if vm2dmp::panic_is_handled() {
+        if vm2dmp::guest::panic_is_handled() {
             return;
         }
         let why = info
@@ -212,7 +234,7 @@ fn main() -> ExitCode {
         });
     }
     let result = match cli.command {
-        Command::Info { input, json, .. } if vm2dmp::is_kernel_dump(&input.input) => {
+        Command::Info { input, json, .. } if vm2dmp::dump::is_kernel_dump(&input.input) => {
             dumpinfo::info(&input.input, json)
         }
         Command::Info {

@@ -1,0 +1,57 @@
+//! Turn saved guest memory into Windows kernel crash dumps that WinDbg, volatility3,
+//! kdmp-parser and MemProcFS open.
+//!
+//! The crate is a facade over one crate per concern, each re-exported as a module:
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`source`] | the [`MemorySource`] trait every input implements, processor state, errors, input files |
+//! | [`hyperv`] | Hyper-V saved states: `.vmrs` (HVS) and `.vsv` + `.bin` (0x500), keys, replay log |
+//! | [`folders`] | Hyper-V VM folders: VMs, checkpoints, their configurations and memory files |
+//! | [`guest`] | guest introspection: page tables, the Windows kernel found without symbols, PDBs |
+//! | [`kdump`] | kernel-dump headers, layout planner and reader |
+//! | [`convert`] | a source to a dump: full or bitmap, parallel, never a half-written file |
+//! | [`dump`] | reading any kernel dump, and verifying one against its source |
+//! | [`output`] | the dump file being written: sized up front, renamed only when complete |
+//!
+//! Conversion, verification and kernel discovery take any [`MemorySource`]: a reader for
+//! another input format plugs in by implementing it.
+//!
+//! ```no_run
+//! use vm2dmp::{convert, Cancel, ConvertOptions, MemorySource, NoProgress, SavedState};
+//!
+//! let state = SavedState::open("vm.vmrs")?;
+//! for r in state.ram_ranges() {
+//!     println!("RAM {:#x}..{:#x}", r.gpa_start(), r.gpa_end());
+//! }
+//! let vp0 = &state.vcpus()[0];
+//! println!("VP0 RIP {:#x} CR3 {:#x} ({})", vp0.rip, vp0.cr3, vp0.mode_description());
+//! let mut buf = [0u8; 12];
+//! state.read_phys(0xC0FFE, &mut buf)?;
+//! let report = convert(
+//!     &state,
+//!     "vm.dmp".as_ref(),
+//!     &ConvertOptions::default(),
+//!     &NoProgress,
+//!     &Cancel::new(),
+//! )?;
+//! println!("{} pages written", report.pages_written);
+//! # Ok::<(), vm2dmp::Error>(())
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod convert;
+pub mod dump;
+pub mod output;
+
+pub use vm2dmp_folders as folders;
+pub use vm2dmp_guest as guest;
+pub use vm2dmp_hyperv as hyperv;
+pub use vm2dmp_kdump as kdump;
+pub use vm2dmp_source as source;
+
+pub use convert::{convert, ConvertOptions, ConvertReport, DumpFormat};
+pub use dump::{verify, DumpFile, VerifyReport};
+pub use hyperv::SavedState;
+pub use source::{Cancel, CpuState, Error, MemorySource, NoProgress, Progress, Result};
