@@ -16,9 +16,9 @@ use crate::layout::{
     FileRole, KeyLoc, KeyTableLoc, ObjectLoc, ObjectTableLoc, RamBlockLoc, ReplayEntryLoc,
     ReplayLogLoc, SynthLayout,
 };
+use crate::model::SynthVm;
 use crate::options::{ReplayTarget, StaleReplay};
 use crate::partition::{self, ChunkFlavor};
-use crate::SynthVm;
 
 pub const FILE_SIGNATURE: u32 = 0x0128_2014;
 pub const OBJECT_TABLE_SIGNATURE: u32 = 0x0111_0001;

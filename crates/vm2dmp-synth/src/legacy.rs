@@ -10,8 +10,8 @@ use crate::common::{encode_blocks, round_up, Out};
 use crate::encode::TokenCounts;
 use crate::keys::{vsv_keys, Key, Val};
 use crate::layout::{FileRole, KeyLoc, LegacyFileLoc, RamBlockLoc, SynthLayout};
+use crate::model::SynthVm;
 use crate::partition::{self, ChunkFlavor};
-use crate::SynthVm;
 
 pub const SIGNATURE: u32 = 0x0218_2003;
 pub const VERSION: u32 = 0x500;

@@ -115,16 +115,13 @@ pub use layout::{
 pub use model::{
     ControlRegs, DebugRegs, FlatImage, FpRegs, GpRegs, MixedContent, PageSource, PlacedRange,
     Segment, SegmentRegs, SparsePages, SynthRange, SynthVm, SynthVp, TableReg, TableRegs, Vendor,
-    VpState, ZeroPages,
+    VpState, ZeroPages, PAGE_SIZE,
 };
 pub use options::{
     BlockOrder, HeaderCopy, KeyValue, LegacyOptions, PartitionOptions, PartitionStyle,
     ReplayTarget, StaleReplay, VmrsOptions, VtlOrder,
 };
 pub use partition::{ChunkLoc, PartitionLayout};
-
-/// Bytes in a guest page.
-pub const PAGE_SIZE: u64 = 4096;
 
 /// Write `vm` as an HVS `.VMRS` file at `path`.
 pub fn write_vmrs(vm: &SynthVm, path: impl AsRef<Path>) -> io::Result<SynthLayout> {

@@ -6,10 +6,15 @@ use std::sync::Arc;
 
 use crate::encode::BlockEncoding;
 use crate::options::{LegacyOptions, VmrsOptions};
-use crate::PAGE_SIZE;
+
+/// Bytes in a guest page.
+pub const PAGE_SIZE: u64 = 4096;
 
 /// Number of 4 KiB pages in one RAM block (1 MiB).
 pub const PAGES_PER_BLOCK: u64 = 256;
+
+/// Default `/savedstate/VmwpVersion` of a [`SynthVm`] (the real sample's).
+pub(crate) const VMWP_VERSION: &str = "10.0.18301.1044 (WinBuild.160101.0800)";
 
 /// One guest-physical RAM range: pages `[gpa_page_start, gpa_page_start + page_count)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -733,7 +738,7 @@ impl SynthVm {
             compressor: Default::default(),
             block_order: Default::default(),
             record_tokens: false,
-            vmwp_version: crate::keys::VMWP_VERSION.to_string(),
+            vmwp_version: VMWP_VERSION.to_string(),
             partition: Default::default(),
             vmrs: Default::default(),
             legacy: Default::default(),
