@@ -982,7 +982,7 @@ mod tests {
         let err = DumpHeader64::parse(&[0u8; 100], 0).unwrap_err();
         assert_eq!(
             err,
-            crate::DumpError::Truncated {
+            crate::error::DumpError::Truncated {
                 structure: "DUMP_HEADER64",
                 offset: 0,
                 needed: 0x2000,
