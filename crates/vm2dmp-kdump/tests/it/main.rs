@@ -1,7 +1,7 @@
 //! Integration tests of vm2dmp-kdump: written dumps read back by this crate and by kdmp-parser, hostile input, and dumps written by Windows.
 //!
-//! All integration tests of this crate in one binary; each former `tests/<name>.rs`
-//! is the module `<name>`, and `common` holds the helpers they share.
+//! One binary for all of them (one build and link instead of one per file), with the
+//! shared helpers in `common`.
 
 mod common;
 mod hostile;
