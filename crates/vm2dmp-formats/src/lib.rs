@@ -8,6 +8,7 @@
 //! The layouts are described in detail, with what was verified on real files, in
 //! `docs/hyperv-saved-state.md` of the repository.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod hvs;
 pub mod le;
