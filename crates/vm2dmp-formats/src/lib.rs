@@ -8,41 +8,13 @@
 //! The layouts are described in detail, with what was verified on real files, in
 //! `docs/hyperv-saved-state.md` of the repository.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod hvs;
+pub mod le;
 pub mod legacy;
 pub mod memory;
 pub mod partition;
-
-/// Little-endian field readers over a byte slice. `None` when the field runs past the slice.
-pub mod le {
-    /// `N` bytes at `off`.
-    #[inline]
-    pub fn bytes<const N: usize>(b: &[u8], off: usize) -> Option<[u8; N]> {
-        let end = off.checked_add(N)?;
-        b.get(off..end)?.try_into().ok()
-    }
-    #[inline]
-    pub fn u8(b: &[u8], off: usize) -> Option<u8> {
-        b.get(off).copied()
-    }
-    #[inline]
-    pub fn u16(b: &[u8], off: usize) -> Option<u16> {
-        bytes::<2>(b, off).map(u16::from_le_bytes)
-    }
-    #[inline]
-    pub fn u32(b: &[u8], off: usize) -> Option<u32> {
-        bytes::<4>(b, off).map(u32::from_le_bytes)
-    }
-    #[inline]
-    pub fn u64(b: &[u8], off: usize) -> Option<u64> {
-        bytes::<8>(b, off).map(u64::from_le_bytes)
-    }
-    #[inline]
-    pub fn i64(b: &[u8], off: usize) -> Option<i64> {
-        bytes::<8>(b, off).map(i64::from_le_bytes)
-    }
-}
 
 /// CRC-32 (reflected, polynomial 0xEDB88320) of `bytes` with the 4-byte field at `crc_at`
 /// taken as zero: the checksum convention of every HVS structure.
@@ -59,15 +31,6 @@ pub fn crc32_with_zeroed_field(bytes: &[u8], crc_at: usize) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn le_readers_bound_check() {
-        let b = [1u8, 2, 3, 4, 5];
-        assert_eq!(le::u32(&b, 0), Some(0x0403_0201));
-        assert_eq!(le::u32(&b, 2), None);
-        assert_eq!(le::u64(&b, usize::MAX), None);
-        assert_eq!(le::u8(&b, 4), Some(5));
-    }
 
     #[test]
     fn crc_with_zeroed_field_matches_manual() {

@@ -4,30 +4,42 @@
 
 use crate::le;
 
+/// Bytes in a guest page.
 pub const PAGE_SIZE: usize = 4096;
 /// Pages in one RAM block; a block always decodes to 1 MiB.
 pub const PAGES_PER_BLOCK: usize = 256;
+/// Bytes of one decoded RAM block (1 MiB); a stored value of exactly this size is a raw block.
 pub const BLOCK_SIZE: usize = PAGE_SIZE * PAGES_PER_BLOCK;
 
 /// `RamMemoryBlock` metadata, 48 bytes, version 3.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RamMemoryBlock {
+    /// Offset 0: structure version; only [`Self::VERSION_3`] is described anywhere.
     pub version: u32,
+    /// Offset 4: bit 0 hot-added, bit 1 SGX, bit 2 VTL2 memory, bit 3 specific-purpose.
     pub flags: u32,
+    /// Offset 8: 4 KiB pages in this guest-physical range.
     pub page_count: u64,
-    /// First page of this range within the concatenation of all RAM blocks.
+    /// Offset 16: first page of this range within the concatenation of all RAM blocks.
     pub mbp_index_start: u64,
-    /// First guest-physical page number.
+    /// Offset 24: first guest-physical page number (GPA / 4096).
     pub gpa_page_start: u64,
+    /// Offset 32: NUMA node.
     pub virtual_node: u32,
+    /// Offset 36: zero.
     pub padding: u32,
+    /// Offset 40: kernel-soft-reboot block id.
     pub ksr_block_id: u64,
 }
 
 impl RamMemoryBlock {
+    /// Bytes of the structure (and of a valid `RamMemoryBlock` value).
     pub const SIZE: usize = 48;
+    /// The only documented `version`.
     pub const VERSION_3: u32 = 3;
 
+    /// Reads the fields from the start of `b`; `None` if `b` is shorter than [`Self::SIZE`].
+    /// Nothing is validated.
     pub fn parse(b: &[u8]) -> Option<Self> {
         Some(Self {
             version: le::u32(b, 0)?,
@@ -41,6 +53,7 @@ impl RamMemoryBlock {
         })
     }
 
+    /// The 48 on-disk bytes; [`Self::parse`] of them gives back `self`.
     pub fn to_bytes(&self) -> [u8; Self::SIZE] {
         let mut b = [0u8; Self::SIZE];
         b[0..4].copy_from_slice(&self.version.to_le_bytes());

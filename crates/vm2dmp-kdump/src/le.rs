@@ -107,8 +107,8 @@ macro_rules! le_struct {
 
             /// Decodes the structure from the start of `src`. `file_offset` is where
             /// `src` starts in the file, used in error messages only.
-            pub fn parse(src: &[u8], file_offset: u64) -> Result<Self, $crate::DumpError> {
-                <Self as $crate::le::LeField>::read_le(src).ok_or($crate::DumpError::Truncated {
+            pub fn parse(src: &[u8], file_offset: u64) -> Result<Self, $crate::error::DumpError> {
+                <Self as $crate::le::LeField>::read_le(src).ok_or($crate::error::DumpError::Truncated {
                     structure: $sdk,
                     offset: file_offset,
                     needed: $size,

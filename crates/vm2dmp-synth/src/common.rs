@@ -35,6 +35,7 @@ pub struct Out {
 const HOLE_MIN: u64 = 64 * 1024;
 
 impl Out {
+    /// Create (or truncate) the file at `path`, positioned at 0.
     pub fn create(path: &Path) -> io::Result<Self> {
         let f = File::create(path)?;
         Ok(Self {
@@ -44,10 +45,12 @@ impl Out {
         })
     }
 
+    /// The sequential position: bytes written or skipped so far.
     pub fn pos(&self) -> u64 {
         self.pos
     }
 
+    /// Write `b` at the sequential position and advance past it.
     pub fn write(&mut self, b: &[u8]) -> io::Result<()> {
         self.w.write_all(b)?;
         self.pos += b.len() as u64;

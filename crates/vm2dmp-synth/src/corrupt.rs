@@ -10,7 +10,7 @@ use std::path::Path;
 
 use crate::common::crc32;
 
-/// Read `len` bytes at `offset`.
+/// Read `len` bytes at `offset`; an error if the file ends first.
 pub fn read_bytes(path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>> {
     let mut f = std::fs::File::open(path)?;
     f.seek(SeekFrom::Start(offset))?;
@@ -19,7 +19,7 @@ pub fn read_bytes(path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>> {
     Ok(b)
 }
 
-/// Overwrite bytes at `offset`.
+/// Overwrite bytes at `offset` (writing past the end extends the file).
 pub fn write_bytes(path: &Path, offset: u64, bytes: &[u8]) -> io::Result<()> {
     let mut f = OpenOptions::new().write(true).open(path)?;
     f.seek(SeekFrom::Start(offset))?;
@@ -37,28 +37,34 @@ pub fn flip_byte(path: &Path, offset: u64) -> io::Result<()> {
     xor_byte(path, offset, 0xFF)
 }
 
+/// Write `v` at `offset`.
 pub fn set_u8(path: &Path, offset: u64, v: u8) -> io::Result<()> {
     write_bytes(path, offset, &[v])
 }
 
+/// Write `v` little-endian at `offset`.
 pub fn set_u16(path: &Path, offset: u64, v: u16) -> io::Result<()> {
     write_bytes(path, offset, &v.to_le_bytes())
 }
 
+/// Write `v` little-endian at `offset`.
 pub fn set_u32(path: &Path, offset: u64, v: u32) -> io::Result<()> {
     write_bytes(path, offset, &v.to_le_bytes())
 }
 
+/// Write `v` little-endian at `offset`.
 pub fn set_u64(path: &Path, offset: u64, v: u64) -> io::Result<()> {
     write_bytes(path, offset, &v.to_le_bytes())
 }
 
+/// The little-endian u32 at `offset`; an error if the file ends first.
 pub fn get_u32(path: &Path, offset: u64) -> io::Result<u32> {
     Ok(u32::from_le_bytes(
         read_bytes(path, offset, 4)?.try_into().unwrap(),
     ))
 }
 
+/// The little-endian u64 at `offset`; an error if the file ends first.
 pub fn get_u64(path: &Path, offset: u64) -> io::Result<u64> {
     Ok(u64::from_le_bytes(
         read_bytes(path, offset, 8)?.try_into().unwrap(),
@@ -100,7 +106,11 @@ pub fn fix_key_table_crc(path: &Path, table_offset: u64) -> io::Result<u32> {
     fix_crc_at(path, table_offset, 10, 6)
 }
 
-/// Bytes of a key entry's value that its checksum covers, from the stored entry.
+/// Bytes of a key entry's value that its checksum covers, from the stored entry: 12 for a
+/// file-object pointer, the fixed size of int, uint, double, bool and node values, 4 plus
+/// the length prefix for strings and arrays, 0 for other types.
+///
+/// Panics if `entry` is shorter than its 21-byte header, name and length prefix.
 pub fn key_entry_value_len(entry: &[u8]) -> usize {
     let ty = entry[0];
     let flags = entry[1];

@@ -38,10 +38,15 @@ impl Compressor {
     }
 }
 
+/// End of a token stream.
 pub const TOKEN_END: u32 = 0xFFFF_FFFF;
+/// One page of a u64 pattern (the pattern follows).
 pub const TOKEN_FILL_ONE: u32 = 0xFFFF_FFFE;
+/// `count` pages of a u64 pattern (u64 pattern and u32 count follow).
 pub const TOKEN_FILL_RUN: u32 = 0xFFFF_FFFD;
+/// Multi-page token: u32 out_len, u32 in_len, then in_len bytes, stored or compressed.
 pub const TOKEN_MULTI: u32 = 0xFFFF_FFFC;
+/// One raw page (4096 bytes follow); smaller values are compressed-page lengths.
 pub const TOKEN_RAW_PAGE: u32 = 4096;
 
 /// Size of a RAM block (1 MiB).
@@ -76,7 +81,12 @@ pub enum PagePolicy {
     FillRun,
     /// Multi-page tokens of `pages` pages each (the last one may be shorter); the payload is
     /// compressed when `compress` is set and it helps, else stored with in_len == out_len.
-    MultiPage { pages: u16, compress: bool },
+    MultiPage {
+        /// Pages per token (1..=256).
+        pages: u16,
+        /// Compress the payload when that makes it smaller.
+        compress: bool,
+    },
 }
 
 /// How one RAM block is stored.
@@ -89,6 +99,7 @@ pub enum BlockEncoding {
 }
 
 impl Default for BlockEncoding {
+    /// A token stream with the [`PagePolicy::HyperV`] policy.
     fn default() -> Self {
         BlockEncoding::Tokens(PagePolicy::HyperV)
     }
@@ -97,30 +108,45 @@ impl Default for BlockEncoding {
 /// Kinds of tokens, for statistics and token locations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TokenKind {
+    /// [`TOKEN_FILL_ONE`]: one pattern page.
     FillOne,
+    /// [`TOKEN_FILL_RUN`]: a run of pattern pages.
     FillRun,
+    /// [`TOKEN_RAW_PAGE`]: one raw page.
     RawPage,
+    /// A length of 1..=4095: one compressed page.
     CompressedPage,
+    /// [`TOKEN_MULTI`] with a compressed payload (in_len < out_len).
     MultiCompressed,
+    /// [`TOKEN_MULTI`] with a stored payload (in_len == out_len).
     MultiStored,
+    /// [`TOKEN_END`].
     End,
 }
 
 /// How many tokens of each kind a block (or a whole file) holds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TokenCounts {
+    /// [`TokenKind::FillOne`] tokens.
     pub fill_one: u64,
+    /// [`TokenKind::FillRun`] tokens.
     pub fill_run: u64,
+    /// [`TokenKind::RawPage`] tokens.
     pub raw_page: u64,
+    /// [`TokenKind::CompressedPage`] tokens.
     pub compressed_page: u64,
+    /// [`TokenKind::MultiCompressed`] tokens.
     pub multi_compressed: u64,
+    /// [`TokenKind::MultiStored`] tokens.
     pub multi_stored: u64,
+    /// [`TokenKind::End`] tokens (one per token-stream block).
     pub end: u64,
     /// Blocks stored as raw 1 MiB values.
     pub raw_blocks: u64,
 }
 
 impl TokenCounts {
+    /// Count one token of `kind`.
     pub fn add(&mut self, kind: TokenKind) {
         match kind {
             TokenKind::FillOne => self.fill_one += 1,
@@ -133,6 +159,7 @@ impl TokenCounts {
         }
     }
 
+    /// Add every count of `o`, raw blocks included.
     pub fn merge(&mut self, o: &TokenCounts) {
         self.fill_one += o.fill_one;
         self.fill_run += o.fill_run;
@@ -144,7 +171,7 @@ impl TokenCounts {
         self.raw_blocks += o.raw_blocks;
     }
 
-    /// Number of a given kind.
+    /// Number of tokens of `kind`.
     pub fn get(&self, kind: TokenKind) -> u64 {
         match kind {
             TokenKind::FillOne => self.fill_one,
@@ -165,6 +192,7 @@ pub struct TokenLoc {
     pub offset: u32,
     /// Bytes of the whole token (tag included).
     pub len: u32,
+    /// Kind of token.
     pub kind: TokenKind,
     /// First page (0..256) the token produces.
     pub first_page: u16,
@@ -175,11 +203,13 @@ pub struct TokenLoc {
 /// An encoded block value.
 #[derive(Debug, Clone)]
 pub struct EncodedBlock {
+    /// The value to store: a token stream shorter than 1 MiB, or the raw 1 MiB block.
     pub bytes: Vec<u8>,
     /// True when the value is a raw 1 MiB block.
     pub raw: bool,
     /// True when every byte is zero (only possible for raw blocks).
     pub all_zero: bool,
+    /// Tokens of each kind in this block (or `raw_blocks == 1`).
     pub counts: TokenCounts,
     /// Token locations (empty for raw blocks, or when not requested).
     pub tokens: Vec<TokenLoc>,

@@ -1,8 +1,8 @@
 //! The standard key set of a saved state, shared by both containers.
 
 use crate::common::{memory_block_bytes, utf16};
+use crate::model::SynthVm;
 use crate::options::KeyValue;
-use crate::SynthVm;
 
 /// A key value as the writers see it.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,8 +62,6 @@ pub(crate) fn filler(len: usize, seed: u8) -> Vec<u8> {
         .map(|i| ((i as u32).wrapping_mul(31).wrapping_add(seed as u32) % 251) as u8)
         .collect()
 }
-
-pub(crate) const VMWP_VERSION: &str = "10.0.18301.1044 (WinBuild.160101.0800)";
 
 fn crash_msrs(vm: &SynthVm) -> Vec<u8> {
     vm.guest_crash_msrs

@@ -10,8 +10,11 @@ use crate::partition::PartitionLayout;
 /// Which file a location refers to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FileRole {
+    /// The HVS `.VMRS`.
     Vmrs,
+    /// The legacy `.vsv` (everything but the RAM blocks).
     Vsv,
+    /// The legacy `.bin` (the RAM blocks).
     Bin,
 }
 
@@ -20,7 +23,9 @@ pub enum FileRole {
 pub struct ObjectLoc {
     /// Object type: 1 table (link), 2 key table, 3 file object, 4 freed.
     pub kind: u8,
+    /// File offset of the object.
     pub offset: u64,
+    /// Size of the object (a multiple of the alignment).
     pub size: u64,
     /// File offset of the 18-byte object-table entry that describes it.
     pub entry_offset: u64,
@@ -29,7 +34,9 @@ pub struct ObjectLoc {
 /// One HVS object table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ObjectTableLoc {
+    /// File offset of the table.
     pub offset: u64,
+    /// Size of the table in bytes.
     pub size: u64,
     /// `entry_count` of its header.
     pub entry_count: u32,
@@ -40,9 +47,13 @@ pub struct ObjectTableLoc {
 /// One HVS key table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyTableLoc {
+    /// `table_index` of its header.
     pub index: u16,
+    /// `sequence` of its header.
     pub sequence: u16,
+    /// File offset of the table.
     pub offset: u64,
+    /// Size of the table (its object) in bytes.
     pub size: u64,
     /// Number of entries, free entries included.
     pub entries: u32,
@@ -53,6 +64,7 @@ pub struct KeyTableLoc {
 /// A key (HVS key entry or legacy index slot) and its value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyLoc {
+    /// File the key is in.
     pub file: FileRole,
     /// HVS: offset of the key entry; legacy: offset of the 24-byte index slot.
     pub entry_offset: u64,
@@ -62,9 +74,11 @@ pub struct KeyLoc {
     pub value_type: u8,
     /// HVS entry flags (0x01 file object, 0x02 subcomponent); 0 for legacy.
     pub flags: u8,
-    /// HVS: key-table index and the entry's offset within its table.
+    /// HVS: index of the key table holding the entry; 0 for legacy.
     pub table_index: u16,
+    /// HVS: offset of the entry within its key table; 0 for legacy.
     pub table_offset: u32,
+    /// HVS: `insertion_sequence` of the entry; legacy: 1-based slot number.
     pub insertion_sequence: u32,
     /// Offset of the value part stored in the entry (after the name) or, for legacy
     /// inline values, of the slot's inline field.
@@ -83,12 +97,15 @@ pub struct KeyLoc {
 /// One RAM block value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RamBlockLoc {
+    /// RAM block number.
     pub block: u64,
+    /// File the value is in (`.VMRS` or `.bin`).
     pub file: FileRole,
     /// Key name (`/savedstate/RamBlock7` or `RamBlock/7/`).
     pub key: String,
-    /// Offset and size of the stored value bytes.
+    /// File offset of the stored value bytes.
     pub value_offset: u64,
+    /// Bytes of the stored value (1 MiB for a raw block).
     pub value_size: u64,
     /// Stored as a raw 1 MiB block.
     pub raw: bool,
@@ -96,6 +113,7 @@ pub struct RamBlockLoc {
     pub hole: bool,
     /// HVS: in a file object (otherwise inline in its key entry).
     pub in_file_object: bool,
+    /// Tokens of each kind in the block.
     pub counts: TokenCounts,
     /// Token locations (only with `SynthVm::record_tokens`).
     pub tokens: Vec<TokenLoc>,
@@ -106,7 +124,9 @@ pub struct RamBlockLoc {
 pub struct ReplayEntryLoc {
     /// File offset of the 28-byte entry header.
     pub header_offset: u64,
+    /// `destination_offset`: file offset the data belongs to.
     pub destination: u64,
+    /// Bytes of data.
     pub size: u64,
     /// File offset of the data (log offset + data_offset).
     pub data_offset: u64,
@@ -115,8 +135,11 @@ pub struct ReplayEntryLoc {
 /// The HVS replay log.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReplayLogLoc {
+    /// File offset of the log (`replay_log_offset`).
     pub offset: u64,
+    /// Bytes of the log region (`replay_log_size`).
     pub size: u64,
+    /// Bytes reserved for the log header and entry headers (`replay_log_header_size`).
     pub header_size: u64,
     /// Entries counted by `current_entries`.
     pub pending: Vec<ReplayEntryLoc>,
@@ -127,13 +150,20 @@ pub struct ReplayLogLoc {
 /// Header of a legacy container file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LegacyFileLoc {
+    /// File size.
     pub size: u64,
+    /// `index_offset` of the header: file offset of the slot array.
     pub index_offset: u64,
+    /// `index_capacity` of the header: number of slots.
     pub index_capacity: u32,
+    /// `strings_offset` of the header: file offset of the name table.
     pub strings_offset: u64,
+    /// `strings_allocated` of the header: bytes reserved for names.
     pub strings_allocated: u32,
+    /// `strings_used` of the header: bytes of names.
     pub strings_used: u32,
-    /// `.vsv` only: the internal data table.
+    /// `.vsv` only: the internal data table as (begins, ends, used bytes), the values of
+    /// the `InternalDataTable*` keys.
     pub data_table: Option<(u64, u64, u64)>,
 }
 
@@ -142,13 +172,17 @@ pub struct LegacyFileLoc {
 pub struct SynthLayout {
     /// Files written, by role.
     pub files: BTreeMap<&'static str, PathBuf>,
-    /// HVS: size of the `.VMRS`.
+    /// Size of the `.VMRS`, or of the `.vsv` for a legacy pair.
     pub file_size: u64,
     /// HVS: the two header copies.
     pub header_offsets: [u64; 2],
+    /// HVS: object alignment (`data_alignment`); 4096 for a legacy pair.
     pub alignment: u64,
+    /// HVS: the object tables, in chain order.
     pub object_tables: Vec<ObjectTableLoc>,
+    /// HVS: every object an object-table entry describes.
     pub objects: Vec<ObjectLoc>,
+    /// HVS: the key tables (stale copies included).
     pub key_tables: Vec<KeyTableLoc>,
     /// Keys by full path (HVS) or name (legacy). Repeated sibling nodes carry a `#n` suffix.
     pub keys: BTreeMap<String, KeyLoc>,
@@ -158,15 +192,18 @@ pub struct SynthLayout {
     pub memory_map: Vec<PlacedRange>,
     /// Inside the partition_state value.
     pub partition: PartitionLayout,
+    /// HVS: the replay log.
     pub replay_log: Option<ReplayLogLoc>,
+    /// Legacy: the `.bin` header values.
     pub bin: Option<LegacyFileLoc>,
+    /// Legacy: the `.vsv` header values.
     pub vsv: Option<LegacyFileLoc>,
     /// Totals over all blocks.
     pub token_totals: TokenCounts,
 }
 
 impl SynthLayout {
-    /// The key with this path / name; panics with the list of known keys if absent.
+    /// The key with this path / name; panics if absent.
     pub fn key(&self, path: &str) -> &KeyLoc {
         self.keys
             .get(path)

@@ -10,20 +10,29 @@ use crate::common::{encode_blocks, round_up, Out};
 use crate::encode::TokenCounts;
 use crate::keys::{vsv_keys, Key, Val};
 use crate::layout::{FileRole, KeyLoc, LegacyFileLoc, RamBlockLoc, SynthLayout};
+use crate::model::SynthVm;
 use crate::partition::{self, ChunkFlavor};
-use crate::SynthVm;
 
+/// `signature` of both files' headers.
 pub const SIGNATURE: u32 = 0x0218_2003;
+/// `version` written in both files' headers.
 pub const VERSION: u32 = 0x500;
+/// Bytes of one index slot.
 pub const SLOT_SIZE: u64 = 24;
+/// Offset of the first value (the header occupies the first 4096 bytes).
 pub const DATA_START: u64 = 0x1000;
 
 /// Slot types.
 pub mod ty {
+    /// Binary bytes.
     pub const BINARY: u8 = 1;
+    /// i64 (also used for unsigned values).
     pub const INT: u8 = 2;
+    /// u32, non-zero is true.
     pub const BOOL: u8 = 3;
+    /// f64 (never seen in a real file; written for [`crate::KeyValue::Double`]).
     pub const DOUBLE: u8 = 4;
+    /// UTF-16LE without a terminator.
     pub const STRING: u8 = 5;
 }
 

@@ -1,4 +1,5 @@
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 //! Writes synthetic Hyper-V saved-state files, valid or deliberately broken, for tests
 //! and benchmarks of the vm2dmp reader.
 //!
@@ -115,7 +116,7 @@ pub use layout::{
 pub use model::{
     ControlRegs, DebugRegs, FlatImage, FpRegs, GpRegs, MixedContent, PageSource, PlacedRange,
     Segment, SegmentRegs, SparsePages, SynthRange, SynthVm, SynthVp, TableReg, TableRegs, Vendor,
-    VpState, ZeroPages,
+    VpState, ZeroPages, PAGE_SIZE,
 };
 pub use options::{
     BlockOrder, HeaderCopy, KeyValue, LegacyOptions, PartitionOptions, PartitionStyle,
@@ -123,15 +124,22 @@ pub use options::{
 };
 pub use partition::{ChunkLoc, PartitionLayout};
 
-/// Bytes in a guest page.
-pub const PAGE_SIZE: u64 = 4096;
-
-/// Write `vm` as an HVS `.VMRS` file at `path`.
+/// Write `vm` as an HVS `.VMRS` file at `path` (created or truncated) and return where
+/// every structure went.
+///
+/// Errors are I/O errors. Options that cannot be written panic: an alignment that is not a
+/// power of two in 4096..=65536, a duplicate key, a key below a leaf, a name over 255
+/// bytes, a key entry larger than a key table, more replay entries than the log header area
+/// holds.
 pub fn write_vmrs(vm: &SynthVm, path: impl AsRef<Path>) -> io::Result<SynthLayout> {
     hvs::write_vmrs(vm, path.as_ref())
 }
 
-/// Write `vm` as a legacy `.vsv` + `.bin` pair.
+/// Write `vm` as a legacy `.vsv` + `.bin` pair (both created or truncated) and return where
+/// every structure went.
+///
+/// Errors are I/O errors. A duplicate name, or an index capacity smaller than the number of
+/// keys, panics.
 pub fn write_vsv_bin(
     vm: &SynthVm,
     vsv_path: impl AsRef<Path>,
@@ -140,7 +148,8 @@ pub fn write_vsv_bin(
     legacy::write_vsv_bin(vm, vsv_path.as_ref(), bin_path.as_ref())
 }
 
-/// The partition_state value `vm` would get in a `.VMRS` (or a `.vsv` when `vsv` is set).
+/// The partition_state value `vm` would get in a `.VMRS` (or a `.vsv` when `vsv` is set),
+/// byte for byte as the writers store it, and its layout.
 pub fn partition_state(vm: &SynthVm, vsv: bool) -> (Vec<u8>, PartitionLayout) {
     let flavor = if vsv {
         partition::ChunkFlavor::Vsv

@@ -6,10 +6,15 @@ use std::sync::Arc;
 
 use crate::encode::BlockEncoding;
 use crate::options::{LegacyOptions, VmrsOptions};
-use crate::PAGE_SIZE;
+
+/// Bytes in a guest page.
+pub const PAGE_SIZE: u64 = 4096;
 
 /// Number of 4 KiB pages in one RAM block (1 MiB).
 pub const PAGES_PER_BLOCK: u64 = 256;
+
+/// Default `/savedstate/VmwpVersion` of a [`SynthVm`] (the real sample's).
+pub(crate) const VMWP_VERSION: &str = "10.0.18301.1044 (WinBuild.160101.0800)";
 
 /// One guest-physical RAM range: pages `[gpa_page_start, gpa_page_start + page_count)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +47,7 @@ impl SynthRange {
 /// Where a range lands in "raw saved memory" (the concatenation of the RAM blocks).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PlacedRange {
+    /// The guest-physical range.
     pub range: SynthRange,
     /// `mbp_index_start` of the memory-block metadata: first raw page of the range.
     pub mbp_index_start: u64,
@@ -80,10 +86,12 @@ impl PageSource for ZeroPages {
 /// A flat image of guest-physical memory starting at GPA 0; pages beyond its end read as zero.
 #[derive(Debug, Clone, Default)]
 pub struct FlatImage {
+    /// Guest-physical bytes from GPA 0.
     pub bytes: Vec<u8>,
 }
 
 impl FlatImage {
+    /// An image of `bytes` (any length; a partial last page is zero-filled).
     pub fn new(bytes: Vec<u8>) -> Self {
         Self { bytes }
     }
@@ -104,6 +112,7 @@ impl PageSource for FlatImage {
 /// A few explicit pages (by guest page number); every other page is zero.
 #[derive(Clone, Default)]
 pub struct SparsePages {
+    /// Page contents by guest-physical page number (GPA / 4096).
     pub pages: BTreeMap<u64, Box<[u8; 4096]>>,
 }
 
@@ -116,6 +125,7 @@ impl std::fmt::Debug for SparsePages {
 }
 
 impl SparsePages {
+    /// No explicit pages: every page reads as zero.
     pub fn new() -> Self {
         Self::default()
     }
@@ -167,6 +177,7 @@ impl PageSource for SparsePages {
 /// compressible text-like pages and incompressible noise (useful for benchmarks).
 #[derive(Debug, Clone, Copy)]
 pub struct MixedContent {
+    /// Seed of the generator; the same seed gives the same contents for every page.
     pub seed: u64,
 }
 
@@ -226,15 +237,20 @@ impl PageSource for MixedContent {
 /// Processor vendor as stored in the PROLOG chunk and `/savedVM/processor/vendor`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Vendor {
+    /// AMD, code 0.
     Amd,
+    /// Intel, code 1.
     Intel,
+    /// Hygon, code 2.
     Hygon,
+    /// ARM64, code 0x10.
     Arm64,
     /// Any other value (for error tests).
     Other(u32),
 }
 
 impl Vendor {
+    /// The stored vendor code.
     pub fn code(self) -> u32 {
         match self {
             Vendor::Amd => 0,
@@ -249,23 +265,41 @@ impl Vendor {
 /// General-purpose registers in partition_state order.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct GpRegs {
+    /// RAX (chunk offset 0x00).
     pub rax: u64,
+    /// RCX (0x08).
     pub rcx: u64,
+    /// RDX (0x10).
     pub rdx: u64,
+    /// RBX (0x18).
     pub rbx: u64,
+    /// RSP (0x20).
     pub rsp: u64,
+    /// RBP (0x28).
     pub rbp: u64,
+    /// RSI (0x30).
     pub rsi: u64,
+    /// RDI (0x38).
     pub rdi: u64,
+    /// R8 (0x40).
     pub r8: u64,
+    /// R9 (0x48).
     pub r9: u64,
+    /// R10 (0x50).
     pub r10: u64,
+    /// R11 (0x58).
     pub r11: u64,
+    /// R12 (0x60).
     pub r12: u64,
+    /// R13 (0x68).
     pub r13: u64,
+    /// R14 (0x70).
     pub r14: u64,
+    /// R15 (0x78).
     pub r15: u64,
+    /// RIP (0x80).
     pub rip: u64,
+    /// RFLAGS (0x88).
     pub rflags: u64,
 }
 
@@ -298,22 +332,34 @@ impl GpRegs {
 /// Control registers in stored order.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ControlRegs {
+    /// CR0 (chunk offset 0x00; bits in [`cr0`]).
     pub cr0: u64,
+    /// CR2 (0x08).
     pub cr2: u64,
+    /// CR3 (0x10): the page-table root.
     pub cr3: u64,
+    /// CR4 (0x18; bits in [`cr4`]).
     pub cr4: u64,
+    /// CR8 (0x20).
     pub cr8: u64,
+    /// EFER (0x28; bits in [`efer`]).
     pub efer: u64,
 }
 
 /// Debug registers in stored order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DebugRegs {
+    /// DR0 (chunk offset 0x00).
     pub dr0: u64,
+    /// DR1 (0x08).
     pub dr1: u64,
+    /// DR2 (0x10).
     pub dr2: u64,
+    /// DR3 (0x18).
     pub dr3: u64,
+    /// DR6 (0x20).
     pub dr6: u64,
+    /// DR7 (0x28).
     pub dr7: u64,
 }
 
@@ -334,13 +380,19 @@ impl Default for DebugRegs {
 /// One segment register as stored: u64 base, u32 limit, u16 selector, u16 attributes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Segment {
+    /// Base address (offset 0).
     pub base: u64,
+    /// Limit (offset 8).
     pub limit: u32,
+    /// Selector (offset 12).
     pub selector: u16,
+    /// Attributes in the Hyper-V layout (offset 14): type, S, DPL, P in bits 0..8; AVL, L,
+    /// D/B, G in bits 12..16.
     pub attributes: u16,
 }
 
 impl Segment {
+    /// A segment with these four values.
     pub const fn new(base: u64, limit: u32, selector: u16, attributes: u16) -> Self {
         Self {
             base,
@@ -354,48 +406,71 @@ impl Segment {
 /// Segment registers in stored order (es, cs, ss, ds, fs, gs, ldtr, tr), then CPL.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SegmentRegs {
+    /// ES (chunk offset 0x00).
     pub es: Segment,
+    /// CS (0x10).
     pub cs: Segment,
+    /// SS (0x20).
     pub ss: Segment,
+    /// DS (0x30).
     pub ds: Segment,
+    /// FS (0x40).
     pub fs: Segment,
+    /// GS (0x50).
     pub gs: Segment,
+    /// LDTR (0x60).
     pub ldtr: Segment,
+    /// TR (0x70).
     pub tr: Segment,
+    /// Current privilege level (0x80, one byte followed by 15 zero bytes).
     pub cpl: u8,
 }
 
 /// IDTR or GDTR: stored as 3 x u16 padding, u16 limit, u64 base.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TableReg {
+    /// Limit (offset 6).
     pub limit: u16,
+    /// Base address (offset 8).
     pub base: u64,
 }
 
 /// Table registers in stored order.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TableRegs {
+    /// IDTR (chunk offset 0x00).
     pub idtr: TableReg,
+    /// GDTR (0x10).
     pub gdtr: TableReg,
 }
 
 /// The FP/XMM chunk (0x1A0 bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FpRegs {
+    /// xmm0..xmm15, 16 bytes each (chunk offset 0x000).
     pub xmm: [u128; 16],
-    /// st0..st7 / mm0..mm7, 16 bytes each (80-bit value + padding).
+    /// st0..st7 / mm0..mm7, 16 bytes each (80-bit value + padding; offset 0x100).
     pub st: [u128; 8],
+    /// x87 control word (offset 0x180).
     pub fcw: u16,
+    /// x87 status word (0x182).
     pub fsw: u16,
+    /// Abridged x87 tag word, one bit per register as in FXSAVE (0x184; a zero byte follows).
     pub ftw: u8,
+    /// Last x87 opcode (0x186).
     pub fop: u16,
+    /// Last x87 instruction pointer (0x188).
     pub fp_ip: u64,
+    /// Last x87 data pointer (0x190).
     pub fp_dp: u64,
+    /// MXCSR (0x198).
     pub mxcsr: u32,
+    /// MXCSR mask (0x19C).
     pub mxcsr_mask: u32,
 }
 
 impl Default for FpRegs {
+    /// Zero registers, FCW 0x037F, MXCSR 0x1F80, MXCSR mask 0xFFFF (the sample's VP 0).
     fn default() -> Self {
         Self {
             xmm: [0; 16],
@@ -414,23 +489,36 @@ impl Default for FpRegs {
 
 /// Indices into [`VpState::virtual_msrs`].
 pub mod vmsr {
+    /// Time-stamp counter.
     pub const TSC: usize = 0;
+    /// IA32_KERNEL_GS_BASE.
     pub const KERNEL_GS_BASE: usize = 1;
+    /// IA32_APIC_BASE.
     pub const APIC_BASE: usize = 2;
+    /// IA32_STAR.
     pub const STAR: usize = 7;
+    /// IA32_LSTAR.
     pub const LSTAR: usize = 8;
+    /// IA32_CSTAR.
     pub const CSTAR: usize = 9;
+    /// IA32_FMASK.
     pub const SFMASK: usize = 10;
 }
 
 /// One register set (one VTL of one VP), exactly the fields partition_state stores.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct VpState {
+    /// General-purpose registers (GP chunk).
     pub gp: GpRegs,
+    /// Control registers and EFER (control chunk).
     pub control: ControlRegs,
+    /// Debug registers (debug chunk).
     pub debug: DebugRegs,
+    /// Segment registers and CPL (segment chunk).
     pub segments: SegmentRegs,
+    /// IDTR and GDTR (table chunk).
     pub tables: TableRegs,
+    /// x87 and SSE state (FP chunk).
     pub fp: FpRegs,
     /// 12 x u64 (see [`vmsr`] for the known slots).
     pub virtual_msrs: [u64; 12],
@@ -438,38 +526,58 @@ pub struct VpState {
 
 /// CR0 bits.
 pub mod cr0 {
+    /// Protection enable.
     pub const PE: u64 = 1 << 0;
+    /// Monitor coprocessor.
     pub const MP: u64 = 1 << 1;
+    /// Extension type.
     pub const ET: u64 = 1 << 4;
+    /// Numeric error.
     pub const NE: u64 = 1 << 5;
+    /// Write protect.
     pub const WP: u64 = 1 << 16;
+    /// Alignment mask.
     pub const AM: u64 = 1 << 18;
+    /// Not write-through.
     pub const NW: u64 = 1 << 29;
+    /// Cache disable.
     pub const CD: u64 = 1 << 30;
+    /// Paging.
     pub const PG: u64 = 1 << 31;
 }
 
 /// CR4 bits.
 pub mod cr4 {
+    /// Page size extensions.
     pub const PSE: u64 = 1 << 4;
+    /// Physical address extension.
     pub const PAE: u64 = 1 << 5;
+    /// Global pages.
     pub const PGE: u64 = 1 << 7;
+    /// FXSAVE/FXRSTOR support.
     pub const OSFXSR: u64 = 1 << 9;
+    /// Unmasked SIMD exceptions.
     pub const OSXMMEXCPT: u64 = 1 << 10;
 }
 
 /// EFER bits.
 pub mod efer {
+    /// SYSCALL enable.
     pub const SCE: u64 = 1 << 0;
+    /// Long mode enable.
     pub const LME: u64 = 1 << 8;
+    /// Long mode active.
     pub const LMA: u64 = 1 << 10;
+    /// No-execute enable.
     pub const NXE: u64 = 1 << 11;
 }
 
 /// A virtual processor: index, VTL-0 registers and an optional VTL-1 set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SynthVp {
+    /// VP index, written in the VP chunk and the VP_INDICES bitmap.
     pub index: u32,
+    /// VTL-0 registers.
     pub vtl0: VpState,
     /// When set, a VP_VTL chunk and a second register set are emitted.
     pub vtl1: Option<VpState>,
@@ -664,15 +772,19 @@ pub struct SynthVm {
     pub vps: Vec<SynthVp>,
     /// `/savedstate/VmVersion` and `/configuration/properties/version` (e.g. 0x900).
     pub vm_version: u32,
+    /// Processor vendor, in the PROLOG chunk and `/savedVM/processor/vendor`.
     pub vendor: Vendor,
     /// `/savedVM/processor/features/general` (also copied into the PROLOG chunk).
     pub processor_features: u64,
+    /// `/savedVM/implemented_physical_address_bits` (also in the PROLOG chunk).
     pub implemented_physical_address_bits: u64,
     /// Guest OS identity written into the OS id chunk.
     pub guest_os_id: u64,
     /// 5 x u64 `/savedVM/guest_crash_msrs`.
     pub guest_crash_msrs: [u64; 5],
+    /// `/savedVM/topology/low_mmio_gap_mb`.
     pub low_mmio_gap_mb: i64,
+    /// `/savedVM/topology/high_mmio_gap_mb`.
     pub high_mmio_gap_mb: i64,
     /// Page contents.
     pub pages: Arc<dyn PageSource>,
@@ -733,7 +845,7 @@ impl SynthVm {
             compressor: Default::default(),
             block_order: Default::default(),
             record_tokens: false,
-            vmwp_version: crate::keys::VMWP_VERSION.to_string(),
+            vmwp_version: VMWP_VERSION.to_string(),
             partition: Default::default(),
             vmrs: Default::default(),
             legacy: Default::default(),
@@ -784,16 +896,19 @@ impl SynthVm {
         vm
     }
 
+    /// `self` with page contents from `pages`.
     pub fn with_pages(mut self, pages: impl PageSource + 'static) -> Self {
         self.pages = Arc::new(pages);
         self
     }
 
+    /// `self` with these virtual processors.
     pub fn with_vps(mut self, vps: Vec<SynthVp>) -> Self {
         self.vps = vps;
         self
     }
 
+    /// `self` with `encoding` as the default encoding of every RAM block.
     pub fn with_encoding(mut self, encoding: BlockEncoding) -> Self {
         self.encoding = encoding;
         self

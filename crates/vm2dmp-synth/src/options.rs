@@ -81,11 +81,13 @@ pub enum VtlOrder {
 /// Options for the partition_state blob.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionOptions {
+    /// Envelope layout.
     pub style: PartitionStyle,
     /// Zero bytes stored after `total_size` (32 in real files).
     pub trailing_zeros: usize,
     /// Index of the boot processor written into VP_INDICES.
     pub boot_vp: u32,
+    /// Order of the two register sets of a VP with VTL 1.
     pub vtl_order: VtlOrder,
     /// Value of the `VpCt` item; `None` = number of VPs.
     pub vp_count_item: Option<u32>,
@@ -94,6 +96,8 @@ pub struct PartitionOptions {
 }
 
 impl Default for PartitionOptions {
+    /// As in real files: `Items` envelope, 32 trailing zeros, boot VP 0, VTL 0 first, `VpCt`
+    /// = number of VPs, no extra chunks.
     fn default() -> Self {
         Self {
             style: PartitionStyle::Items,
@@ -109,7 +113,9 @@ impl Default for PartitionOptions {
 /// One copy of the HVS file header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HeaderCopy {
+    /// `sequence`: the valid copy with the higher value is current.
     pub sequence: u16,
+    /// `format_version` (0x400 is the only one readers accept).
     pub format_version: u32,
     /// Store a wrong checksum.
     pub bad_checksum: bool,
@@ -122,6 +128,7 @@ pub struct HeaderCopy {
 }
 
 impl HeaderCopy {
+    /// A valid copy with this sequence, format version 0x400 and no overrides.
     pub const fn with_sequence(sequence: u16) -> Self {
         Self {
             sequence,
@@ -161,7 +168,12 @@ pub enum ReplayTarget {
     /// The n-th object table (0 = the one at 8192).
     ObjectTable(usize),
     /// Arbitrary bytes.
-    Range { offset: u64, len: u64 },
+    Range {
+        /// File offset of the first byte.
+        offset: u64,
+        /// Number of bytes.
+        len: u64,
+    },
 }
 
 /// Options for [`crate::write_vmrs`].
@@ -169,6 +181,7 @@ pub enum ReplayTarget {
 pub struct VmrsOptions {
     /// Object alignment (power of two, 4096..=65536); key tables are one alignment unit.
     pub alignment: u32,
+    /// Header copies 0 (at offset 0) and 1 (at 4096).
     pub headers: [HeaderCopy; 2],
     /// Size of each linked object table (a multiple of the alignment).
     pub object_table_size: u32,
@@ -182,7 +195,10 @@ pub struct VmrsOptions {
     pub key_table_sequence: u16,
     /// Also store a stale copy of key table 1 (same index, lower sequence, wrong contents).
     pub stale_key_table_copy: bool,
+    /// Already-applied entries kept in the replay log.
     pub stale_replay: StaleReplay,
+    /// Structures journaled as pending replay-log entries (their place in the file body
+    /// holds `pending_fill` bytes).
     pub pending_replay: Vec<ReplayTarget>,
     /// Byte written over the destinations of pending replay entries.
     pub pending_fill: u8,
@@ -199,6 +215,8 @@ pub struct VmrsOptions {
 }
 
 impl Default for VmrsOptions {
+    /// Like the real sample: alignment 4096, header sequences 7 and 6, matching stale replay
+    /// entries, a freed object and the device keys; nothing pending.
     fn default() -> Self {
         Self {
             alignment: 4096,
@@ -242,6 +260,7 @@ pub struct LegacyOptions {
 }
 
 impl Default for LegacyOptions {
+    /// Default index capacities, 256 KiB of video RAM, device keys, nothing added or left out.
     fn default() -> Self {
         Self {
             bin_index_capacity: None,

@@ -4,23 +4,41 @@
 use crate::model::{SynthVm, SynthVp, VpState};
 use crate::options::{PartitionStyle, VtlOrder};
 
+/// PROLOG: tag, summary flag, vendor, processor features.
 pub const CHUNK_PROLOG: u32 = 0x0000_0000;
+/// EPILOG: empty, ends the stream.
 pub const CHUNK_EPILOG: u32 = 0xF000_0000;
+/// CPUID data (zeros here but for its first u32).
 pub const CHUNK_CPUID: u32 = 0x2000_0000;
+/// Guest OS identity ([`SynthVm::guest_os_id`]).
 pub const CHUNK_OS_ID: u32 = 0x2000_1000;
+/// Boot VP index and the bitmap of present VP indices.
 pub const CHUNK_VP_INDICES: u32 = 0x3000_0000;
+/// Starts the chunks of one VP (u32 index).
 pub const CHUNK_VP: u32 = 0x3000_1000;
+/// General-purpose registers ([`crate::GpRegs`]).
 pub const CHUNK_GP: u32 = 0x3000_5000;
+/// x87/SSE registers ([`crate::FpRegs`]).
 pub const CHUNK_FP: u32 = 0x3000_6000;
+/// Control registers ([`crate::ControlRegs`]).
 pub const CHUNK_CONTROL: u32 = 0x3000_7000;
+/// Debug registers ([`crate::DebugRegs`]).
 pub const CHUNK_DEBUG: u32 = 0x3000_8000;
+/// Segment registers ([`crate::SegmentRegs`]).
 pub const CHUNK_SEGMENTS: u32 = 0x3000_9000;
+/// IDTR and GDTR ([`crate::TableRegs`]).
 pub const CHUNK_TABLES: u32 = 0x3000_A000;
+/// Virtual MSRs ([`VpState::virtual_msrs`]).
 pub const CHUNK_VIRTUAL_MSRS: u32 = 0x3000_B000;
+/// PAT and MTRRs (fixed values as in the sample).
 pub const CHUNK_MTRR_PAT: u32 = 0x3000_C000;
+/// APIC state (zeros).
 pub const CHUNK_APIC: u32 = 0x3000_F000;
+/// SynIC MSRs (zeros).
 pub const CHUNK_SYNIC: u32 = 0x3001_0000;
+/// Selects the VTL (u8) the following register chunks belong to.
 pub const CHUNK_VP_VTL: u32 = 0x3001_A000;
+/// VTL control page, emitted after a VTL-1 register set (zeros).
 pub const CHUNK_VP_VTL_CONTROL_PAGE: u32 = 0x3001_8000;
 
 /// The bytes of the PROLOG tag as found in real files.
@@ -38,6 +56,7 @@ pub enum ChunkFlavor {
 /// One chunk of the stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChunkLoc {
+    /// Chunk id.
     pub id: u32,
     /// Offset of the 16-byte chunk header within the blob.
     pub offset: u64,
@@ -52,17 +71,20 @@ pub struct ChunkLoc {
 /// Where things are inside the partition_state blob.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PartitionLayout {
+    /// `header_size` of the envelope: offset of the last item header.
     pub header_size: u64,
+    /// `total_size` of the envelope: end of the chunk stream.
     pub total_size: u64,
     /// Offset of the first chunk (`header_size + 16`).
     pub stream_start: u64,
     /// Bytes of the stored value (`total_size` + trailing zeros).
     pub value_size: u64,
+    /// Every chunk of the stream, in order (the summary PROLOG of the `HvSm` item excluded).
     pub chunks: Vec<ChunkLoc>,
 }
 
 impl PartitionLayout {
-    /// Offset of the `n`-th chunk with this id for VP `vp` (VTL 0), e.g. the GP chunk of VP 2.
+    /// The first chunk with this id, VP and VTL (e.g. the GP chunk of VP 2 in VTL 0).
     pub fn find(&self, id: u32, vp: Option<u32>, vtl: u8) -> Option<&ChunkLoc> {
         self.chunks
             .iter()

@@ -13,7 +13,7 @@ use criterion::{
 use vm2dmp_xpress::{compress, decompress_page, PAGE_SIZE};
 use xpress_rs::lz77::{LZ77Compressor, LZ77Decompressor};
 
-#[path = "../tests/common/sample.rs"]
+#[path = "../tests/it/common/sample.rs"]
 #[allow(dead_code)]
 mod sample;
 

@@ -14,7 +14,9 @@
 //! 4096-byte output.
 
 use crate::error::XpressError;
-use crate::PAGE_SIZE;
+
+/// Size of a guest page, the output size of a compressed page token.
+pub const PAGE_SIZE: usize = 4096;
 
 /// Bytes a literal run may copy at once on the fast path (the longest run
 /// of literal flags in one flag word is 32).

@@ -244,7 +244,7 @@ mod tests {
             compress(&input, &mut out);
             assert!(out.len() <= max_compressed_len(n));
             let mut back = vec![0u8; n];
-            crate::decompress_into(&out, &mut back).unwrap();
+            crate::decode::decompress_into(&out, &mut back).unwrap();
             assert_eq!(back, input);
         }
     }

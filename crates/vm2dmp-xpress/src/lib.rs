@@ -59,9 +59,6 @@ mod decode;
 mod encode;
 mod error;
 
-pub use decode::{decompress_bounded, decompress_into, decompress_page};
+pub use decode::{decompress_bounded, decompress_into, decompress_page, PAGE_SIZE};
 pub use encode::{compress, max_compressed_len};
 pub use error::XpressError;
-
-/// Size of a guest page, the output size of a compressed page token.
-pub const PAGE_SIZE: usize = 4096;

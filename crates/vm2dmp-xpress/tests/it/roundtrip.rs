@@ -1,9 +1,7 @@
 //! compress -> decompress round trips, checked with our decoder and with
 //! `xpress_rs`.
 
-mod common;
-
-use common::{ours_compress, reference, xpress_rs_decode};
+use crate::common::{ours_compress, reference, xpress_rs_decode};
 use proptest::prelude::*;
 use vm2dmp_xpress::{decompress_into, decompress_page, max_compressed_len, PAGE_SIZE};
 

@@ -1,7 +1,6 @@
 //! Test-only readers for the files the synth crate writes (and for the real sample):
 //! an HVS walker, a legacy-container walker, a RAM-block token decoder and a
 //! partition_state parser. Strict: every checksum is verified.
-#![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -48,11 +47,9 @@ pub struct HvsKey {
 
 #[derive(Debug)]
 pub struct Hvs {
-    pub data: Vec<u8>,
     pub active_copy: usize,
     pub sequence: u16,
     pub alignment: u64,
-    pub replay_log_offset: u64,
     pub replay_log_size: u64,
     pub pending_replayed: usize,
     pub stale_entries: usize,
@@ -379,11 +376,9 @@ impl Hvs {
             });
         }
         Ok(Hvs {
-            data,
             active_copy: copy,
             sequence: seq,
             alignment,
-            replay_log_offset: log_off,
             replay_log_size: log_size,
             pending_replayed: current,
             stale_entries: stale,

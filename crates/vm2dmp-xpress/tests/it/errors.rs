@@ -1,9 +1,7 @@
 //! Hand-built streams: one or more for every error variant, plus the
 //! trickier valid constructs (shared length nibble, end mark, escapes).
 
-mod common;
-
-use common::reference;
+use crate::common::reference;
 use vm2dmp_xpress::{decompress_bounded, decompress_into, decompress_page, XpressError, PAGE_SIZE};
 
 /// Flag word from a string of item kinds, most significant bit first:

@@ -1,9 +1,7 @@
 //! Dumps written with `DumpLayout` opened by an independent reader, the `kdmp-parser`
 //! crate: every page, the header fields, the context and absent pages.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use kdmp_parser::gxa::{Gpa, Gxa};
 use kdmp_parser::parse::KernelDumpParser;
 use kdmp_parser::phys;

@@ -1,5 +1,4 @@
 //! Shared helpers: synthetic page content and a minimal dump writer using the layout.
-#![allow(dead_code)]
 
 use vm2dmp_kdump::{Arch, CpuContext, DumpHeaderInfo, DumpLayout, MemoryRun, PageBitmap};
 

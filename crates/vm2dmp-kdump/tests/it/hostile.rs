@@ -1,8 +1,6 @@
 //! Damaged and hostile input: every case must return an error, never panic.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use proptest::prelude::*;
 use vm2dmp_kdump::{Arch, DumpError, DumpLayout, KernelDump};
 

@@ -1,8 +1,6 @@
 //! Structural tests of the legacy `.vsv` + `.bin` writer.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use vm2dmp_synth::*;
 
 struct Pair {

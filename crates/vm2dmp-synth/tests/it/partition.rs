@@ -1,8 +1,6 @@
 //! partition_state blob: envelope styles, VP sets, VTL chunks, register helpers.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use vm2dmp_synth::model::{cr0, cr4, efer};
 use vm2dmp_synth::partition::{CHUNK_GP, CHUNK_VP, CHUNK_VP_VTL};
 use vm2dmp_synth::*;

@@ -1,5 +1,3 @@
-#![allow(dead_code)]
-
 pub mod reference;
 pub mod sample;
 

@@ -1,10 +1,8 @@
 //! Structural tests of the `.VMRS` writer, checked with an independent walker.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::*;
+use crate::common::*;
 use vm2dmp_synth::*;
 
 fn write(vm: &SynthVm) -> (tempfile::TempDir, std::path::PathBuf, SynthLayout) {

@@ -1,9 +1,7 @@
 //! Our reader on dumps from our writer: x64 and x86 (PAE and not), full and bitmap,
 //! plus a property test over random run and present-page sets.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use proptest::prelude::*;
 use vm2dmp_kdump::{
     Arch, ContextRecord, DumpError, DumpHeaderInfo, DumpLayout, KernelDump, LeField, MemoryRun,

@@ -2,9 +2,7 @@
 //! byte-at-a-time reference (output and error), and agrees with `xpress_rs`
 //! whenever that decoder succeeds.
 
-mod common;
-
-use common::{ours_compress, reference, xpress_rs_decode};
+use crate::common::{ours_compress, reference, xpress_rs_decode};
 use proptest::prelude::*;
 use vm2dmp_xpress::{decompress_bounded, decompress_into, decompress_page, XpressError, PAGE_SIZE};
 

@@ -1,8 +1,6 @@
 //! The 185 compressed pages of the real Hyper-V sample.
 
-mod common;
-
-use common::{ours_compress, reference, sample, xpress_rs_decode};
+use crate::common::{ours_compress, reference, sample, xpress_rs_decode};
 use vm2dmp_xpress::{decompress_bounded, decompress_into, decompress_page, XpressError, PAGE_SIZE};
 
 #[test]

@@ -1,10 +1,8 @@
 //! Large guests: streamed, quick, small on disk.
 
-mod common;
-
 use std::time::Instant;
 
-use common::*;
+use crate::common::*;
 use vm2dmp_synth::*;
 
 fn guest_5gib() -> SynthVm {

@@ -1,7 +1,7 @@
 //! Property: every policy encodes any block into a stream that decodes back to it and
 //! stays below 1 MiB (or is a raw block).
 
-mod common;
+use crate::common;
 
 use proptest::prelude::*;
 use vm2dmp_synth::encode::{encode_block, BLOCK_BYTES};

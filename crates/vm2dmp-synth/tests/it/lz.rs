@@ -1,6 +1,6 @@
 //! The Plain LZ77 encoder round-trips through an independent decoder.
 
-mod common;
+use crate::common;
 
 fn roundtrip(data: &[u8]) {
     for z in [

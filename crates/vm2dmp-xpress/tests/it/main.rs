@@ -1,0 +1,10 @@
+//! Integration tests of vm2dmp-xpress: hand-built streams, round trips, fuzzing against a reference decoder and xpress_rs, and the real sample's pages.
+//!
+//! One binary for all of them (one build and link instead of one per file), with the
+//! shared helpers in `common`.
+
+mod common;
+mod errors;
+mod fuzz;
+mod roundtrip;
+mod sample;
