@@ -1,6 +1,6 @@
 //! Token-stream decoding throughput, single thread: one RAM block (1 MiB of output) of each
 //! kind decoded with `SavedState::decode_block`. Compressed-page decoding itself is measured
-//! against xpress_rs in `crates/xpress/benches/xpress.rs`.
+//! against xpress_rs in `crates/vm2dmp-xpress/benches/xpress.rs`.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use vm2dmp::{hyperv::BLOCK_SIZE, SavedState};

@@ -23,7 +23,7 @@ pub fn exercise(state: &SavedState) {
     let _ = state.replay_log();
     let _ = state.ram_pages();
     let boot = state.boot_vcpu();
-    for vp in state.vcpus().iter().chain(state.higher_vtl_vcpus()).take(8) {
+    for vp in state.vcpus().iter().chain(state.higher_vtl_vcpus().iter().map(|v| &v.cpu)).take(8) {
         let _ = vp.architecture();
         let _ = vp.paging_mode();
         let _ = vp.mode_description();
@@ -45,11 +45,23 @@ pub fn exercise(state: &SavedState) {
         ] {
             let _ = state.read_phys(gpa, &mut buf);
             let _ = state.gpa_to_raw_offset(gpa);
-            let _ = state.range_of(gpa >> 12);
+            let _ = state.memory_range_of(gpa >> 12);
         }
     }
     let _ = state.read_phys(u64::MAX - 8, &mut buf);
     let _ = state.read_phys(0, &mut []);
+
+    // The same memory through the interface the converter uses.
+    let src: &dyn vm2dmp::MemorySource = state;
+    let mut chunk = vec![0u8; vm2dmp::source::MAX_CHUNK_PAGES * PAGE_SIZE];
+    for n in 0..src.chunk_count().min(MAX_DECODED_BLOCKS / 4) {
+        let _ = src.chunk_spans(n);
+        let _ = src.raw_chunk(n).is_some();
+        let _ = src.zero_pages(n);
+        let _ = src.decode_chunk(n, &mut chunk);
+    }
+    let _ = src.machine();
+    let _ = src.boot_vcpu();
 
     let mut block = vec![0u8; BLOCK_SIZE];
     for n in 0..state.ram_block_count().min(MAX_DECODED_BLOCKS) {

@@ -1,7 +1,6 @@
 //! Reading VM and checkpoint configurations: `.vmcx` (HVS keys) and `.xml` (2008 to 2012 R2).
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use vm2dmp_hyperv::{ConfigFile, ConfigValue};

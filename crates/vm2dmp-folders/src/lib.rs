@@ -131,21 +131,31 @@ pub enum Status {
 #[derive(Debug, Clone)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Candidate {
+    /// What the entry is.
     pub kind: EntryKind,
+    /// Whether its memory can be converted, or why not.
     pub status: Status,
     /// `status == Ok`: the memory can be converted.
     pub convertible: bool,
     /// Why the memory cannot be converted (one line), when it cannot.
     pub reason: Option<String>,
+    /// Which folder layout the configuration file belongs to ([`FolderLayout::None`] without
+    /// one).
     pub layout: FolderLayout,
+    /// The VM's name from its configuration, when known.
     pub vm_name: Option<String>,
     /// The VM's GUID (lower case, no braces) or, for a VM found without one, its file name.
     pub vm_id: Option<String>,
+    /// A checkpoint's name from its configuration, when known.
     pub checkpoint_name: Option<String>,
+    /// A checkpoint's GUID (lower case, no braces) or, when its file name is not one, that
+    /// name.
     pub checkpoint_id: Option<String>,
     /// Creation time from the configuration, RFC 3339 UTC when it is a FILETIME.
     pub created: Option<String>,
+    /// The parent checkpoint's GUID (lower case, no braces), when the configuration names one.
     pub parent_id: Option<String>,
+    /// The parent checkpoint's name, when it is among the entries found.
     pub parent_name: Option<String>,
     /// Level in the checkpoint tree (0 for a checkpoint without a known parent).
     pub depth: usize,
@@ -154,9 +164,11 @@ pub struct Candidate {
     /// The files that hold the memory (`.vmrs`, or `.vsv` then `.bin`), or the file the entry
     /// is about.
     pub files: Vec<PathBuf>,
+    /// Format of the memory files, when they could be opened.
     pub format: Option<InputFormat>,
     /// Guest RAM in bytes, when readable.
     pub memory_bytes: Option<u64>,
+    /// Number of vCPUs in the saved state, when readable.
     pub vcpus: Option<usize>,
     /// Pending replay-log entries of a dirty `.vmrs` (replayed in memory unless `no_replay`).
     pub replay_pending: u32,
@@ -296,6 +308,9 @@ pub struct DiscoverOptions {
 pub struct Discovery {
     /// The path that was searched.
     pub path: PathBuf,
+    /// Every entry found, grouped by VM (by name in any case, then GUID; entries of no known
+    /// VM last). Within a VM: its own state, its checkpoints in tree order (a parent before
+    /// its children, siblings by creation time), then guest-state, saved-state and disk files.
     pub entries: Vec<Candidate>,
 }
 

@@ -5,30 +5,51 @@ use vm2dmp_source::le;
 
 /// Offsets in `KDDEBUGGER_DATA64` (the same on x86, where pointers are sign-extended).
 pub mod offsets {
+    /// `Header.List.Flink`.
     pub const LIST_FLINK: usize = 0x00;
+    /// `Header.List.Blink`.
     pub const LIST_BLINK: usize = 0x08;
+    /// `Header.OwnerTag` (u32): `KDBG` in a valid block.
     pub const OWNER_TAG: usize = 0x10;
+    /// `Header.Size` (u32): bytes of the whole block.
     pub const SIZE: usize = 0x14;
+    /// `KernBase`: the kernel image's base address.
     pub const KERN_BASE: usize = 0x18;
+    /// `PsLoadedModuleList`: address of the loaded-module list head.
     pub const PS_LOADED_MODULE_LIST: usize = 0x48;
+    /// `PsActiveProcessHead`: address of the active-process list head.
     pub const PS_ACTIVE_PROCESS_HEAD: usize = 0x50;
+    /// `KiBugcheckData`: address of the bug-check code and its four parameters.
     pub const KI_BUGCHECK_DATA: usize = 0x88;
+    /// `MmPfnDatabase`: address of the variable holding the PFN database's address.
     pub const MM_PFN_DATABASE: usize = 0xC0;
+    /// `KiProcessorBlock`: address of the array of KPRCB pointers, one per processor.
     pub const KI_PROCESSOR_BLOCK: usize = 0x218;
+    /// `OffsetEprocessDirectoryTableBase` (u16): offset of `DirectoryTableBase` in EPROCESS.
     pub const OFFSET_EPROCESS_DIRECTORY_TABLE_BASE: usize = 0x2AE;
+    /// `SizePrcb` (u16): bytes of a KPRCB.
     pub const SIZE_PRCB: usize = 0x2B0;
+    /// `OffsetPrcbCurrentThread` (u16): offset of `CurrentThread` in the KPRCB.
     pub const OFFSET_PRCB_CURRENT_THREAD: usize = 0x2B4;
+    /// `OffsetPrcbProcStateContext` (u16): offset of `ProcessorState.ContextFrame` in the
+    /// KPRCB.
     pub const OFFSET_PRCB_PROC_STATE_CONTEXT: usize = 0x2BC;
+    /// `OffsetPrcbNumber` (u16): offset of the processor number in the KPRCB.
     pub const OFFSET_PRCB_NUMBER: usize = 0x2BE;
+    /// `OffsetPrcbProcStateSpecialReg` (u16): offset of `ProcessorState.SpecialRegisters` in
+    /// the KPRCB.
     pub const OFFSET_PRCB_PROC_STATE_SPECIAL_REG: usize = 0x2F2;
+    /// `OffsetPrcbContext` (u16, Windows 7 and later): offset of the `Context` pointer in the
+    /// KPRCB.
     pub const OFFSET_PRCB_CONTEXT: usize = 0x338;
 }
 
 /// `KDBG` as a little-endian u32.
 pub const OWNER_TAG: u32 = 0x4742_444B;
-/// Smallest and largest `Header.Size` accepted (Windows XP's block is 0x290 bytes; Windows
-/// 10/11 blocks are below 0x400).
+/// Smallest `Header.Size` accepted (Windows XP's block is 0x290 bytes; Windows 10/11 blocks
+/// are below 0x400).
 pub const MIN_SIZE: u32 = 0x200;
+/// Largest `Header.Size` accepted.
 pub const MAX_SIZE: u32 = 0x1000;
 
 /// The values that encode the block: `KiWaitNever`, `KiWaitAlways` (values of those u64
@@ -36,8 +57,11 @@ pub const MAX_SIZE: u32 = 0x1000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct KdbgKeys {
+    /// Value of `nt!KiWaitNever`.
     pub ki_wait_never: u64,
+    /// Value of `nt!KiWaitAlways`.
     pub ki_wait_always: u64,
+    /// Address of the byte `nt!KdpDataBlockEncoded`.
     pub kdp_data_block_encoded: u64,
 }
 
@@ -81,7 +105,9 @@ impl KdbgKeys {
     }
 }
 
-/// Whether the 0x18-byte header `h` is a plausible plain `KDBG` header.
+/// Whether the 0x18-byte header `h` is a plausible plain `KDBG` header: its `Header.Size`
+/// when the tag is `KDBG` and the size is a multiple of 8 in [`MIN_SIZE`]`..=`[`MAX_SIZE`];
+/// `None` otherwise (or when `h` is too short).
 pub fn header_ok(h: &[u8]) -> Option<u32> {
     let tag = le::u32(h, offsets::OWNER_TAG)?;
     let size = le::u32(h, offsets::SIZE)?;
@@ -91,6 +117,7 @@ pub fn header_ok(h: &[u8]) -> Option<u32> {
 /// A decoded (or plain) block with typed accessors.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Kdbg {
+    /// The block's bytes, header included.
     pub bytes: Vec<u8>,
     /// Pointers are 32-bit values sign-extended to 64 (x86 kernels).
     pub x86: bool,

@@ -54,7 +54,9 @@ pub enum Method {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Finding {
+    /// The value (an address or a number); `None` exactly when `method` is [`Method::NotFound`].
     pub value: Option<u64>,
+    /// How the value was obtained.
     pub method: Method,
     /// The clue that gave the value, or why it is unknown.
     pub how: String,
@@ -104,6 +106,7 @@ pub struct KernelInfo {
     /// `DirectoryTableBase` for the dump header: the System process's page-table root when
     /// it could be read, else the validated root the kernel was found through.
     pub directory_table_base: Finding,
+    /// Virtual address of the kernel image (`KernBase`).
     pub kernel_base: Finding,
     /// The kernel image (headers, sections, export name, PDB id, file version).
     pub image: Option<pe::PeImage>,

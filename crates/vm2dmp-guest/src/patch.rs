@@ -34,6 +34,7 @@ impl PagePatches {
         &self.pages[lo..hi.max(lo)]
     }
 
+    /// Guest page numbers of the patched pages, ascending.
     pub fn pfns(&self) -> impl Iterator<Item = u64> + '_ {
         self.pages.iter().map(|(p, _)| *p)
     }

@@ -16,7 +16,9 @@ const MAX_SYMBOLS: usize = 4 << 20;
 pub struct Symbols {
     /// The PDB file read.
     pub path: PathBuf,
+    /// GUID of the PDB, in on-disk byte order (Data1..3 little-endian).
     pub guid: [u8; 16],
+    /// Age of the PDB: the DBI stream's, else the information stream's.
     pub age: u32,
     names: HashMap<String, u32>,
 }
@@ -175,6 +177,7 @@ impl Symbols {
         self.names.len()
     }
 
+    /// True when no symbol was read.
     pub fn is_empty(&self) -> bool {
         self.names.is_empty()
     }

@@ -71,9 +71,14 @@ impl Vm<'_> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Section {
+    /// Section name, up to 8 characters (`.text`, `PAGE`...).
     pub name: String,
+    /// Image-relative address of the section's first byte.
     pub rva: u32,
+    /// Size in bytes in memory: the larger of the virtual and raw sizes, cut at the image's
+    /// end.
     pub size: u32,
+    /// `Characteristics` flags (`IMAGE_SCN_*`).
     pub characteristics: u32,
 }
 
@@ -81,9 +86,11 @@ pub(crate) const SCN_EXECUTE: u32 = 0x2000_0000;
 pub(crate) const SCN_WRITE: u32 = 0x8000_0000;
 
 impl Section {
+    /// `IMAGE_SCN_MEM_EXECUTE`: the section holds code.
     pub fn executable(&self) -> bool {
         self.characteristics & SCN_EXECUTE != 0
     }
+    /// `IMAGE_SCN_MEM_WRITE`: the section is writable.
     pub fn writable(&self) -> bool {
         self.characteristics & SCN_WRITE != 0
     }
@@ -93,10 +100,12 @@ impl Section {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct PdbId {
+    /// PDB file name as the record gives it (e.g. `ntkrnlmp.pdb`).
     pub name: String,
     /// GUID in its on-disk byte order (Data1..3 little-endian).
     #[cfg_attr(feature = "serde", serde(serialize_with = "guid_ser"))]
     pub guid: [u8; 16],
+    /// Age: which revision of the PDB matches the image.
     pub age: u32,
 }
 
@@ -134,17 +143,23 @@ impl PdbId {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct PeImage {
+    /// Virtual address of the image (its `MZ` header).
     pub base: u64,
+    /// `SizeOfImage`: bytes the image spans in memory (at most 512 MiB).
     pub size: u32,
     /// PE32+ (x64).
     pub pe64: bool,
+    /// `Machine` of the file header (0x8664 x64, 0x14C x86).
     pub machine: u16,
+    /// `TimeDateStamp` of the file header.
     pub timestamp: u32,
+    /// Section headers, in file order.
     pub sections: Vec<Section>,
     /// Name in the export directory, e.g. `ntkrnlmp.exe`.
     pub export_name: Option<String>,
     #[cfg_attr(feature = "serde", serde(skip))]
     export_dir: (u32, u32),
+    /// The CodeView (RSDS) record, when the image has one that could be read.
     pub pdb: Option<PdbId>,
     /// `VS_FIXEDFILEINFO` file version: major, minor, build, revision.
     pub file_version: Option<[u16; 4]>,
@@ -238,6 +253,7 @@ impl PeImage {
         rva.checked_add(len).is_some_and(|e| e <= self.size)
     }
 
+    /// Virtual address of image-relative address `rva`.
     pub fn va(&self, rva: u32) -> u64 {
         self.base.wrapping_add(u64::from(rva))
     }

@@ -169,6 +169,7 @@ impl Paging {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Dtb {
+    /// The paging mode the tables are walked with.
     pub paging: Paging,
     /// Physical address of the PML5/PML4, the PAE PDPT or the 32-bit page directory.
     pub root: u64,
@@ -212,10 +213,18 @@ pub struct Translation {
 /// Why a virtual read failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum VirtError {
+    /// The address is not canonical for the paging mode (see [`Paging::is_canonical`]).
     #[error("virtual address {va:#x} is not canonical")]
-    NonCanonical { va: u64 },
+    NonCanonical {
+        /// The virtual address.
+        va: u64,
+    },
+    /// The page tables map no page at the address, or the page they map is not in guest RAM.
     #[error("virtual address {va:#x} is not mapped")]
-    NotMapped { va: u64 },
+    NotMapped {
+        /// The virtual address (the first unreadable byte of a longer read).
+        va: u64,
+    },
 }
 
 fn entry(mem: &dyn PhysMem, table: u64, index: u64, size: usize) -> Option<u64> {
@@ -341,6 +350,7 @@ pub fn read_virt(mem: &dyn PhysMem, dtb: Dtb, va: u64, buf: &mut [u8]) -> Result
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct DtbCheck {
+    /// The root checked.
     pub dtb: Dtb,
     /// The root maps kernel space the way a Windows kernel address space does.
     pub valid: bool,

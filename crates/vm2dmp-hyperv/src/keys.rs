@@ -21,13 +21,19 @@ const SHOWN_STRING_BYTES: u64 = 64 << 10;
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[cfg_attr(feature = "serde", serde(untagged))]
 pub enum KeyData {
+    /// A signed integer.
     Int(i64),
+    /// An unsigned integer.
     Uint(u64),
+    /// A double.
     Double(f64),
+    /// A boolean.
     Bool(bool),
+    /// A string value, decoded from UTF-16 with trailing NULs removed.
     Text(String),
     /// A binary value (or a string that is not UTF-16): the first bytes in hex.
     Bytes {
+        /// The first bytes (at most 64), two lowercase hex digits each.
         hex: String,
         /// True when the value is longer than what is shown.
         truncated: bool,
@@ -55,11 +61,14 @@ pub struct KeyEntry {
 #[derive(Debug, Clone)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct KeyListing {
+    /// The file listed (the path given, or the name of an in-memory input).
     pub file: PathBuf,
     /// `hvs` or `legacy`.
     pub container: &'static str,
     /// HVS replay-log state (`None` for the legacy container).
     pub replay_log: Option<ReplayLogStatus>,
+    /// Every key of the file, nodes included, sorted by path (keys sharing a path in file
+    /// order).
     pub keys: Vec<KeyEntry>,
 }
 

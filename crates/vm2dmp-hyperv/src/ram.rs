@@ -27,6 +27,7 @@ pub struct EncodingStats {
 }
 
 impl EncodingStats {
+    /// Adds every count of `o` to this one.
     pub fn add(&mut self, o: &EncodingStats) {
         self.raw_blocks += o.raw_blocks;
         self.raw_pages += o.raw_pages;

@@ -40,8 +40,12 @@ pub enum InputFormat {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub enum KeyFlavour {
+    /// Keys under `/savedstate/` (`RamMemoryBlock0`, `RamBlock0`, `savedVM/...`): VM versions
+    /// above 5.0.
     #[cfg_attr(feature = "serde", serde(rename = "savedstate"))]
     SavedState,
+    /// The older names (`RamMemoryBlock/0/`, `RamBlock/0/`, `/savedVM/...`): `.vsv` files, and
+    /// HVS files of VM version 5.0 or older.
     #[cfg_attr(feature = "serde", serde(rename = "legacy"))]
     Legacy,
 }
@@ -73,15 +77,18 @@ impl KeyFlavour {
 pub struct MemoryRange {
     /// First guest-physical page number (GPA >> 12).
     pub gpa_page_start: u64,
+    /// Number of 4 KiB pages (at least one).
     pub page_count: u64,
     /// First page of the range within the concatenation of all RAM blocks.
     pub raw_page_start: u64,
     /// `RamMemoryBlock` flags (bit 0 hot-added, bit 1 SGX, bit 2 VTL2, bit 3 specific-purpose).
     pub flags: u32,
+    /// Virtual NUMA node the range belongs to.
     pub virtual_node: u32,
 }
 
 impl MemoryRange {
+    /// First byte of the range (guest-physical address).
     pub fn gpa_start(&self) -> u64 {
         self.gpa_page_start << 12
     }
@@ -89,6 +96,7 @@ impl MemoryRange {
     pub fn gpa_end(&self) -> u64 {
         (self.gpa_page_start + self.page_count) << 12
     }
+    /// One past the last page number of the range.
     pub fn gpa_page_end(&self) -> u64 {
         self.gpa_page_start + self.page_count
     }
@@ -107,28 +115,46 @@ pub struct OpenOptions {
 #[derive(Debug, Clone)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Summary {
+    /// Which kind of saved state this is.
     pub format: InputFormat,
+    /// The files read, as [`SavedState::files`] lists them.
     pub files: Vec<PathBuf>,
     /// HVS format version (0x400) or legacy container version (0x500).
     pub container_version: u32,
     /// `/savedstate/VmVersion` (e.g. 0x900 for configuration version 9.0), when present.
     pub vm_version: Option<u32>,
+    /// Key names the file uses.
     pub key_flavour: KeyFlavour,
+    /// `/savedstate/type`, when the HVS file has it (`None` for the legacy container).
     pub saved_state_type: Option<String>,
+    /// `/savedstate/VmwpVersion`: the version of the worker process that saved the state, when
+    /// present.
     pub worker_process_version: Option<String>,
+    /// HVS replay-log status (clean for the legacy container).
     pub replay_log: ReplayLogStatus,
+    /// Architecture of the boot vCPU.
     pub architecture: Architecture,
+    /// Paging mode of the boot vCPU.
     pub paging_mode: PagingMode,
+    /// `AMD`, `Intel`, `Hygon` or `unknown`, from the vendor code; `None` when not saved.
     pub processor_vendor: Option<&'static str>,
+    /// Number of vCPUs (VTL 0), at least one.
     pub vp_count: usize,
+    /// Index of the boot vCPU (from VP_INDICES), when saved.
     pub boot_vp: Option<u32>,
+    /// Guest RAM in 4 KiB pages: the sum of the ranges' page counts.
     pub ram_pages: u64,
+    /// Guest RAM in bytes (`ram_pages` × 4096).
     pub ram_bytes: u64,
     /// Size of the concatenated RAM blocks (what Microsoft's API calls raw saved memory).
     pub raw_saved_memory_size: u64,
+    /// Number of stored 1 MiB RAM blocks.
     pub ram_blocks: u64,
+    /// Guest RAM ranges, sorted by address, not overlapping.
     pub ranges: Vec<MemoryRange>,
+    /// `savedVM/topology/low_mmio_gap_mb`: size in MiB of the low MMIO gap, when saved.
     pub low_mmio_gap_mb: Option<i64>,
+    /// `savedVM/topology/high_mmio_gap_mb`: size in MiB of the high MMIO gap, when saved.
     pub high_mmio_gap_mb: Option<i64>,
     /// Contents of `guest_crash_msrs` (five u64), when saved and not all zero.
     pub guest_crash_msrs: Option<[u64; 5]>,
@@ -393,6 +419,7 @@ impl SavedState {
         v
     }
 
+    /// Which kind of saved state this is.
     pub fn format(&self) -> InputFormat {
         self.format
     }
@@ -432,6 +459,7 @@ impl SavedState {
             .unwrap_or(&self.partition.vps[0])
     }
 
+    /// Everything read from `partition_state` (vCPUs, boot VP, vendor...).
     pub fn partition_state(&self) -> &PartitionState {
         &self.partition
     }

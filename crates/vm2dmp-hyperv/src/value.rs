@@ -3,12 +3,19 @@
 /// Type of a stored value, common to both containers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ValueType {
+    /// Signed integer (64-bit in HVS files).
     Int,
+    /// Unsigned 64-bit integer (HVS only).
     Uint,
+    /// IEEE 754 double (HVS only).
     Double,
+    /// Boolean: nonzero is true.
     Bool,
+    /// Text, UTF-16LE as stored.
     String,
+    /// Raw bytes.
     Binary,
+    /// A key that holds other keys (HVS only); its bytes are the container's, not a value.
     Node,
 }
 

@@ -5,7 +5,9 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub enum Architecture {
+    /// 32-bit x86 (IA-32): EFER.LMA clear.
     X86,
+    /// x64 (AMD64 / Intel 64): EFER.LMA set.
     X64,
 }
 
@@ -15,8 +17,12 @@ pub enum Architecture {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub enum PagingMode {
+    /// 32-bit two-level paging: neither EFER.LMA nor CR4.PAE set (also what a vCPU with paging
+    /// off and CR4.PAE clear reports).
     Bit32,
+    /// PAE paging (CR4.PAE set, not in long mode).
     Pae,
+    /// Long-mode paging (EFER.LMA set): four or five levels, see [`CpuState::five_level_paging`].
     Long,
 }
 
@@ -44,9 +50,14 @@ pub struct Msrs {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct SegmentRegister {
+    /// Segment base address.
     pub base: u64,
+    /// Segment limit.
     pub limit: u32,
+    /// Segment selector.
     pub selector: u16,
+    /// Attributes, Hyper-V layout: type, S, DPL, P in bits 0..8; AVL, L, D/B, G in bits
+    /// 12..16.
     pub attributes: u16,
 }
 
@@ -54,7 +65,9 @@ pub struct SegmentRegister {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct DescriptorTable {
+    /// Table limit, in bytes (the size of the table minus one).
     pub limit: u16,
+    /// Linear base address of the table.
     pub base: u64,
 }
 
@@ -62,17 +75,25 @@ pub struct DescriptorTable {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct FpState {
+    /// XMM0..XMM15.
     pub xmm: [u128; 16],
     /// st0..st7, 80 bits each in the low bytes of 16.
     pub st: [u128; 8],
+    /// x87 control word (FCW).
     pub fcw: u16,
+    /// x87 status word (FSW).
     pub fsw: u16,
     /// Abridged tag word (one bit per register), as FXSAVE stores it.
     pub ftw: u8,
+    /// Last x87 opcode (FOP).
     pub fop: u16,
+    /// Last x87 instruction pointer (FIP).
     pub fip: u64,
+    /// Last x87 data pointer (FDP).
     pub fdp: u64,
+    /// MXCSR: SSE control and status.
     pub mxcsr: u32,
+    /// MXCSR_MASK: the MXCSR bits the processor supports.
     pub mxcsr_mask: u32,
 }
 
@@ -106,53 +127,97 @@ impl FpState {
 pub struct CpuState {
     /// Processor number as the source numbers them (the KPRCB index in a Windows guest).
     pub index: u32,
+    /// RAX.
     pub rax: u64,
+    /// RCX.
     pub rcx: u64,
+    /// RDX.
     pub rdx: u64,
+    /// RBX.
     pub rbx: u64,
+    /// RSP.
     pub rsp: u64,
+    /// RBP.
     pub rbp: u64,
+    /// RSI.
     pub rsi: u64,
+    /// RDI.
     pub rdi: u64,
+    /// R8.
     pub r8: u64,
+    /// R9.
     pub r9: u64,
+    /// R10.
     pub r10: u64,
+    /// R11.
     pub r11: u64,
+    /// R12.
     pub r12: u64,
+    /// R13.
     pub r13: u64,
+    /// R14.
     pub r14: u64,
+    /// R15.
     pub r15: u64,
+    /// RIP: the instruction pointer.
     pub rip: u64,
+    /// RFLAGS.
     pub rflags: u64,
+    /// CR0: PE, PG and other system control flags.
     pub cr0: u64,
+    /// CR2: the last page-fault linear address.
     pub cr2: u64,
+    /// CR3: the page-table root.
     pub cr3: u64,
+    /// CR4: PAE, LA57 and other extension flags.
     pub cr4: u64,
+    /// CR8: the task-priority register.
     pub cr8: u64,
+    /// IA32_EFER (LME, LMA, NXE...).
     pub efer: u64,
+    /// DR0: breakpoint address 0.
     pub dr0: u64,
+    /// DR1: breakpoint address 1.
     pub dr1: u64,
+    /// DR2: breakpoint address 2.
     pub dr2: u64,
+    /// DR3: breakpoint address 3.
     pub dr3: u64,
+    /// DR6: debug status.
     pub dr6: u64,
+    /// DR7: debug control.
     pub dr7: u64,
+    /// ES.
     pub es: SegmentRegister,
+    /// CS.
     pub cs: SegmentRegister,
+    /// SS.
     pub ss: SegmentRegister,
+    /// DS.
     pub ds: SegmentRegister,
+    /// FS.
     pub fs: SegmentRegister,
+    /// GS.
     pub gs: SegmentRegister,
+    /// LDTR: the local descriptor table's segment.
     pub ldtr: SegmentRegister,
+    /// TR: the task register.
     pub tr: SegmentRegister,
+    /// Current privilege level (0 to 3).
     pub cpl: u8,
+    /// IDTR: the interrupt descriptor table.
     pub idtr: DescriptorTable,
+    /// GDTR: the global descriptor table.
     pub gdtr: DescriptorTable,
+    /// x87 / SSE state, when the source saved it.
     pub fp: Option<FpState>,
     /// Model-specific registers, when the source saved them.
     pub msrs: Option<Msrs>,
-    /// Which register chunks were present.
+    /// The source saved the general registers (RAX..R15, RIP, RFLAGS).
     pub has_gp: bool,
+    /// The source saved the control registers (CR0, CR2, CR3, CR4, CR8, EFER).
     pub has_control: bool,
+    /// The source saved the segment registers and the CPL.
     pub has_segments: bool,
 }
 
@@ -180,6 +245,7 @@ const CR4_LA57: u64 = 1 << 12;
 const EFER_LMA: u64 = 1 << 10;
 
 impl CpuState {
+    /// [`Architecture::X64`] when EFER.LMA is set, else [`Architecture::X86`].
     pub fn architecture(&self) -> Architecture {
         if self.efer & EFER_LMA != 0 {
             Architecture::X64
@@ -188,6 +254,8 @@ impl CpuState {
         }
     }
 
+    /// The paging mode as [`PagingMode`] defines it: from EFER.LMA and CR4.PAE, whether or not
+    /// CR0.PG is set.
     pub fn paging_mode(&self) -> PagingMode {
         if self.efer & EFER_LMA != 0 {
             PagingMode::Long

@@ -17,33 +17,53 @@ pub enum Error {
     /// The operating system refused an operation on a file.
     #[error("{}: {action}: {source}", path.display())]
     Io {
+        /// The file or folder.
         path: PathBuf,
+        /// What failed, in words (`cannot list folder`, ...).
         action: &'static str,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
     /// An input file could not be opened or mapped.
     #[error("{}: {action}: {source}", path.display())]
     Input {
+        /// The input file.
         path: PathBuf,
+        /// What failed, in words (`cannot open`, `cannot read`, ...).
         action: &'static str,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
     /// A structure in the file is inconsistent or truncated.
     #[error("{}: {structure} at offset {offset:#x}: {detail}", path.display())]
     Corrupt {
+        /// The file.
         path: PathBuf,
+        /// The structure's name.
         structure: &'static str,
+        /// Byte offset of the structure in the file.
         offset: u64,
+        /// What is wrong with it.
         detail: String,
     },
     /// The file is valid as far as we can tell but uses a variant we do not read.
     #[error("{}: unsupported: {detail}", path.display())]
-    Unsupported { path: PathBuf, detail: String },
+    Unsupported {
+        /// The file.
+        path: PathBuf,
+        /// The variant not read.
+        detail: String,
+    },
     /// A well-formed file that holds no guest memory (running VM, production checkpoint, ...).
     #[error("{}: no memory image in this file: {detail}", path.display())]
-    NoMemoryImage { path: PathBuf, detail: String },
+    NoMemoryImage {
+        /// The file.
+        path: PathBuf,
+        /// Why it holds none.
+        detail: String,
+    },
     /// The companion `.bin` of a `.vsv` could not be found.
     #[error("{}: memory file not found: looked for {tried} beside it", vsv.display())]
     MissingBin {
@@ -54,7 +74,10 @@ pub enum Error {
     },
     /// A guest-physical read touched an address with no RAM behind it.
     #[error("guest-physical address {gpa:#x} is not backed by guest RAM (MMIO hole or beyond the end of RAM)")]
-    Hole { gpa: u64 },
+    Hole {
+        /// The guest-physical address.
+        gpa: u64,
+    },
     /// The caller asked for something that does not exist (e.g. a chunk index).
     #[error("{0}")]
     InvalidArgument(String),
@@ -95,14 +118,19 @@ pub enum Error {
     /// Not enough free space for the output.
     #[error("{}: not enough free disk space: need {needed} bytes, {available} available", path.display())]
     NoSpace {
+        /// The output file.
         path: PathBuf,
+        /// Bytes the output needs.
         needed: u64,
+        /// Bytes the file system reports available.
         available: u64,
     },
     /// A kernel dump could not be parsed or read.
     #[error("{}: {source}", path.display())]
     Dump {
+        /// The dump file.
         path: PathBuf,
+        /// What is wrong with it.
         #[source]
         source: vm2dmp_kdump::DumpError,
     },
@@ -156,16 +184,19 @@ impl Error {
 /// Error context for one input file: builds errors that name it.
 #[derive(Debug, Clone)]
 pub struct FileCtx {
+    /// The file the errors name.
     pub path: Arc<Path>,
 }
 
 impl FileCtx {
+    /// Context for the file at `path`.
     pub fn new(path: &Path) -> Self {
         Self {
             path: Arc::from(path),
         }
     }
 
+    /// [`Error::Corrupt`]: `structure` at byte `offset` of this file is wrong as `detail` says.
     pub fn corrupt(
         &self,
         structure: &'static str,
@@ -180,6 +211,7 @@ impl FileCtx {
         }
     }
 
+    /// [`Error::Unsupported`] naming this file.
     pub fn unsupported(&self, detail: impl Into<String>) -> Error {
         Error::Unsupported {
             path: self.path.to_path_buf(),
@@ -187,6 +219,7 @@ impl FileCtx {
         }
     }
 
+    /// [`Error::NoMemoryImage`] naming this file.
     pub fn no_memory(&self, detail: impl Into<String>) -> Error {
         Error::NoMemoryImage {
             path: self.path.to_path_buf(),

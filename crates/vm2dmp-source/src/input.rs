@@ -32,7 +32,9 @@ pub enum CopyOutcome {
 /// Bytes replacing part of the file, as a pending replay-log entry would write them.
 #[derive(Debug, Clone)]
 pub struct Patch {
+    /// Byte offset in the file of the first byte replaced.
     pub offset: u64,
+    /// The replacement bytes.
     pub data: Vec<u8>,
 }
 
@@ -45,6 +47,7 @@ enum Backing {
 
 /// A read-only input file.
 pub struct InputFile {
+    /// Error context naming the file.
     pub ctx: FileCtx,
     backing: Backing,
     patches: Vec<Patch>,
@@ -61,6 +64,8 @@ impl std::fmt::Debug for InputFile {
 }
 
 impl InputFile {
+    /// Opens the file at `path` read-only and records its length. [`Error::Input`] when it
+    /// cannot be opened or is a directory.
     pub fn open(path: &Path) -> Result<Self> {
         let io = |action, source| Error::Input {
             path: path.to_path_buf(),
@@ -94,6 +99,7 @@ impl InputFile {
         }
     }
 
+    /// The file's path (for an in-memory input, the name it was given).
     pub fn path(&self) -> &Path {
         &self.ctx.path
     }
@@ -111,6 +117,8 @@ impl InputFile {
         }
     }
 
+    /// Replaces the overlay: later reads see `patches` applied in order (a later patch wins
+    /// where two overlap). The file itself is not written.
     pub fn set_patches(&mut self, patches: Vec<Patch>) {
         self.patches = patches;
     }

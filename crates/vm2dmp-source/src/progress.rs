@@ -24,12 +24,17 @@ impl Progress for NoProgress {}
 pub struct Cancel(AtomicBool);
 
 impl Cancel {
+    /// A flag not yet set.
     pub const fn new() -> Self {
         Self(AtomicBool::new(false))
     }
+    /// Sets the flag: an operation polling it stops with
+    /// [`Error::Cancelled`](crate::Error::Cancelled) at its next check. Setting it again does
+    /// nothing.
     pub fn cancel(&self) {
         self.0.store(true, Ordering::Relaxed);
     }
+    /// True once [`Cancel::cancel`] has been called. Never cleared.
     pub fn is_cancelled(&self) -> bool {
         self.0.load(Ordering::Relaxed)
     }

@@ -37,6 +37,7 @@ pub enum DumpFormat {
 /// Options of [`convert`].
 #[derive(Debug, Clone, Default)]
 pub struct ConvertOptions {
+    /// Page layout of the dump ([`DumpFormat::Auto`] by default).
     pub format: DumpFormat,
     /// Leave out pages that are all zero (implies a bitmap dump). Readers then report those
     /// pages as missing, not as zeros.
@@ -61,6 +62,7 @@ pub struct ConvertReport {
     pub output: PathBuf,
     /// 1 (full) or 5 (bitmap).
     pub dump_type: u32,
+    /// Architecture of the dump: the boot vCPU's.
     pub architecture: Architecture,
     /// Pages of guest RAM.
     pub guest_pages: u64,
@@ -70,11 +72,17 @@ pub struct ConvertReport {
     pub pages_skipped: u64,
     /// Size of the dump file.
     pub bytes: u64,
+    /// Wall-clock time the conversion took, in seconds.
     pub seconds: f64,
     /// Guest RAM bytes converted per second.
     pub bytes_per_second: f64,
+    /// `DirectoryTableBase` written in the header.
     pub directory_table_base: u64,
+    /// `NumberProcessors` written in the header.
     pub number_processors: u32,
+    /// `BugCheckCode` written in the header: the guest's bug-check code when it crashed
+    /// (reported to the hypervisor, or found in `KiBugCheckData`), else 0x161
+    /// (`LIVE_SYSTEM_DUMP`).
     pub bugcheck_code: u32,
     /// Things the user should know about the dump (fields left unknown, fallbacks taken).
     pub notes: Vec<String>,

@@ -63,6 +63,7 @@ impl DumpFile {
         &self.dump
     }
 
+    /// Path of the dump file.
     pub fn path(&self) -> &Path {
         self.file.path()
     }

@@ -10,7 +10,7 @@
 //! | [`folders`] | Hyper-V VM folders: VMs, checkpoints, their configurations and memory files |
 //! | [`guest`] | guest introspection: page tables, the Windows kernel found without symbols, PDBs |
 //! | [`kdump`] | kernel-dump headers, layout planner and reader |
-//! | [`convert`] | a source to a dump: full or bitmap, parallel, never a half-written file |
+//! | [`convert`](mod@convert) | a source to a dump: full or bitmap, parallel, never a half-written file |
 //! | [`dump`] | reading any kernel dump, and verifying one against its source |
 //! | [`output`] | the dump file being written: sized up front, renamed only when complete |
 //!
