@@ -12,10 +12,15 @@ pub mod context;
 mod discover;
 mod header;
 pub mod kdbg;
+mod kdbg_search;
+mod kpcr;
 mod patch;
 pub mod pdb;
 pub mod pe;
+mod root_scan;
 pub mod translate;
+
+pub use root_scan::scan_for_dtbs;
 
 use vm2dmp_source::MemorySource;
 

@@ -17,19 +17,22 @@ mod container;
 mod hvs;
 mod keys;
 mod legacy;
+mod memory_map;
+mod pages;
 mod ram;
 mod state;
+mod summary;
 mod value;
 mod vcpu;
 
 pub use container::{ConfigFile, ConfigValue};
 pub use hvs::ReplayLogStatus;
 pub use keys::{list_keys, list_keys_from_bytes, KeyData, KeyEntry, KeyListing};
+pub use memory_map::{KeyFlavour, MemoryRange};
+pub use pages::Pages;
 pub use ram::EncodingStats;
-pub use state::{
-    sibling_file, InputFormat, KeyFlavour, MemoryRange, OpenOptions, Pages, SavedState, Summary,
-    KIND,
-};
+pub use state::{sibling_file, InputFormat, OpenOptions, SavedState, KIND};
+pub use summary::Summary;
 pub use value::ValueType;
 pub use vcpu::{PartitionState, VtlState};
 pub use vm2dmp_formats::memory::{BLOCK_SIZE, PAGES_PER_BLOCK};

@@ -4,20 +4,19 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use vm2dmp_formats::memory::{RamMemoryBlock, BLOCK_SIZE, PAGES_PER_BLOCK, PAGE_SIZE};
+use vm2dmp_formats::memory::{BLOCK_SIZE, PAGES_PER_BLOCK, PAGE_SIZE};
 use vm2dmp_source::{
-    Architecture, ChunkSpan, CpuState, Error, InputFile, MachineInfo, MemorySource, PageMask,
-    PagingMode, RamRange, RawChunk, Result,
+    ChunkSpan, CpuState, Error, InputFile, MachineInfo, MemorySource, PageMask, RamRange, RawChunk,
+    Result,
 };
 
 use crate::container::{open_container, parse_container, Container, ContainerFile};
 use crate::hvs::ReplayLogStatus;
+use crate::memory_map::{read_crash_msrs, read_memory_map, KeyFlavour, MemoryRange};
 use crate::ram::{self, EncodingStats};
 use crate::value::{Value, ValueType};
 use crate::vcpu::{self, PartitionState, VtlState};
 
-/// Highest guest page number we accept (52-bit physical addresses).
-const MAX_GPA_PAGE: u64 = 1 << 40;
 /// Largest `partition_state` value read (real ones hold about 12 KiB per vCPU).
 const MAX_PARTITION_STATE: u64 = 64 << 20;
 /// Decoded blocks kept for `read_phys`.
@@ -36,72 +35,6 @@ pub enum InputFormat {
     VsvBin,
 }
 
-/// Key names used by the file: `/savedstate/...` (VM version above 5.0) or the older ones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
-pub enum KeyFlavour {
-    /// Keys under `/savedstate/` (`RamMemoryBlock0`, `RamBlock0`, `savedVM/...`): VM versions
-    /// above 5.0.
-    #[cfg_attr(feature = "serde", serde(rename = "savedstate"))]
-    SavedState,
-    /// The older names (`RamMemoryBlock/0/`, `RamBlock/0/`, `/savedVM/...`): `.vsv` files, and
-    /// HVS files of VM version 5.0 or older.
-    #[cfg_attr(feature = "serde", serde(rename = "legacy"))]
-    Legacy,
-}
-
-impl KeyFlavour {
-    fn memory_block(self, n: u64) -> String {
-        match self {
-            KeyFlavour::SavedState => format!("/savedstate/RamMemoryBlock{n}"),
-            KeyFlavour::Legacy => format!("RamMemoryBlock/{n}/"),
-        }
-    }
-    fn ram_block(self, n: u64) -> String {
-        match self {
-            KeyFlavour::SavedState => format!("/savedstate/RamBlock{n}"),
-            KeyFlavour::Legacy => format!("RamBlock/{n}/"),
-        }
-    }
-    fn saved_vm(self, rest: &str) -> String {
-        match self {
-            KeyFlavour::SavedState => format!("/savedstate/savedVM/{rest}"),
-            KeyFlavour::Legacy => format!("/savedVM/{rest}"),
-        }
-    }
-}
-
-/// One contiguous range of guest-physical RAM and where its pages are in the saved RAM.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
-pub struct MemoryRange {
-    /// First guest-physical page number (GPA >> 12).
-    pub gpa_page_start: u64,
-    /// Number of 4 KiB pages (at least one).
-    pub page_count: u64,
-    /// First page of the range within the concatenation of all RAM blocks.
-    pub raw_page_start: u64,
-    /// `RamMemoryBlock` flags (bit 0 hot-added, bit 1 SGX, bit 2 VTL2, bit 3 specific-purpose).
-    pub flags: u32,
-    /// Virtual NUMA node the range belongs to.
-    pub virtual_node: u32,
-}
-
-impl MemoryRange {
-    /// First byte of the range (guest-physical address).
-    pub fn gpa_start(&self) -> u64 {
-        self.gpa_page_start << 12
-    }
-    /// One past the last byte of the range.
-    pub fn gpa_end(&self) -> u64 {
-        (self.gpa_page_start + self.page_count) << 12
-    }
-    /// One past the last page number of the range.
-    pub fn gpa_page_end(&self) -> u64 {
-        self.gpa_page_start + self.page_count
-    }
-}
-
 /// Options for [`SavedState::open_with`].
 #[derive(Debug, Clone, Default)]
 pub struct OpenOptions {
@@ -111,76 +44,27 @@ pub struct OpenOptions {
     pub no_replay: bool,
 }
 
-/// Facts about a saved state, for display (`vm2dmp info`) and scripts.
-#[derive(Debug, Clone)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
-pub struct Summary {
-    /// Which kind of saved state this is.
-    pub format: InputFormat,
-    /// The files read, as [`SavedState::files`] lists them.
-    pub files: Vec<PathBuf>,
-    /// HVS format version (0x400) or legacy container version (0x500).
-    pub container_version: u32,
-    /// `/savedstate/VmVersion` (e.g. 0x900 for configuration version 9.0), when present.
-    pub vm_version: Option<u32>,
-    /// Key names the file uses.
-    pub key_flavour: KeyFlavour,
-    /// `/savedstate/type`, when the HVS file has it (`None` for the legacy container).
-    pub saved_state_type: Option<String>,
-    /// `/savedstate/VmwpVersion`: the version of the worker process that saved the state, when
-    /// present.
-    pub worker_process_version: Option<String>,
-    /// HVS replay-log status (clean for the legacy container).
-    pub replay_log: ReplayLogStatus,
-    /// Architecture of the boot vCPU.
-    pub architecture: Architecture,
-    /// Paging mode of the boot vCPU.
-    pub paging_mode: PagingMode,
-    /// `AMD`, `Intel`, `Hygon` or `unknown`, from the vendor code; `None` when not saved.
-    pub processor_vendor: Option<&'static str>,
-    /// Number of vCPUs (VTL 0), at least one.
-    pub vp_count: usize,
-    /// Index of the boot vCPU (from VP_INDICES), when saved.
-    pub boot_vp: Option<u32>,
-    /// Guest RAM in 4 KiB pages: the sum of the ranges' page counts.
-    pub ram_pages: u64,
-    /// Guest RAM in bytes (`ram_pages` × 4096).
-    pub ram_bytes: u64,
-    /// Size of the concatenated RAM blocks (what Microsoft's API calls raw saved memory).
-    pub raw_saved_memory_size: u64,
-    /// Number of stored 1 MiB RAM blocks.
-    pub ram_blocks: u64,
-    /// Guest RAM ranges, sorted by address, not overlapping.
-    pub ranges: Vec<MemoryRange>,
-    /// `savedVM/topology/low_mmio_gap_mb`: size in MiB of the low MMIO gap, when saved.
-    pub low_mmio_gap_mb: Option<i64>,
-    /// `savedVM/topology/high_mmio_gap_mb`: size in MiB of the high MMIO gap, when saved.
-    pub high_mmio_gap_mb: Option<i64>,
-    /// Contents of `guest_crash_msrs` (five u64), when saved and not all zero.
-    pub guest_crash_msrs: Option<[u64; 5]>,
-}
-
 /// An opened Hyper-V saved state.
 ///
 /// `Sync`: guest memory can be read from several threads at once.
 pub struct SavedState {
-    format: InputFormat,
+    pub(crate) format: InputFormat,
     /// The `.vmrs`, or the `.vsv`.
-    main: ContainerFile,
+    pub(crate) main: ContainerFile,
     /// The `.bin` of a `.vsv`.
-    bin: Option<ContainerFile>,
-    flavour: KeyFlavour,
-    vm_version: Option<u32>,
-    ranges: Vec<MemoryRange>,
+    pub(crate) bin: Option<ContainerFile>,
+    pub(crate) flavour: KeyFlavour,
+    pub(crate) vm_version: Option<u32>,
+    pub(crate) ranges: Vec<MemoryRange>,
     /// Indices into `ranges`, ordered by position in the saved RAM.
-    by_raw: Vec<usize>,
-    blocks: Vec<Value>,
-    partition: PartitionState,
+    pub(crate) by_raw: Vec<usize>,
+    pub(crate) blocks: Vec<Value>,
+    pub(crate) partition: PartitionState,
     /// `ranges` as the source-neutral RAM ranges.
-    ram: Vec<RamRange>,
+    pub(crate) ram: Vec<RamRange>,
     /// `guest_crash_msrs`, when saved and not all zero.
-    crash_msrs: Option<[u64; 5]>,
-    cache: Mutex<Vec<(u64, Box<[u8]>)>>,
+    pub(crate) crash_msrs: Option<[u64; 5]>,
+    pub(crate) cache: Mutex<Vec<(u64, Box<[u8]>)>>,
 }
 
 impl std::fmt::Debug for SavedState {
@@ -636,210 +520,6 @@ impl SavedState {
         v.sort_by_key(|s| s.page_in_chunk);
         v
     }
-
-    /// Iterates over every guest page in ascending address order: `(page number, bytes)`.
-    pub fn pages(&self) -> Pages<'_> {
-        let mut order: Vec<usize> = (0..self.blocks.len()).collect();
-        let spans: Vec<(u64, usize, ChunkSpan)> = order
-            .drain(..)
-            .flat_map(|n| {
-                self.block_spans(n)
-                    .into_iter()
-                    .map(move |s| (s.gpa_page, n, s))
-            })
-            .collect();
-        let mut spans = spans;
-        spans.sort_by_key(|s| s.0);
-        Pages {
-            state: self,
-            spans,
-            next_span: 0,
-            in_span: 0,
-            buf: vec![0u8; BLOCK_SIZE],
-            buf_block: None,
-        }
-    }
-
-    /// Facts for display.
-    pub fn summary(&self) -> Result<Summary> {
-        let boot = self.boot_vcpu();
-        let ram_pages = self.ram_pages();
-        let (container_version, saved_state_type) = match &self.main.container {
-            Container::Hvs(h) => (
-                h.header.format_version,
-                self.main.string("/savedstate/type")?,
-            ),
-            Container::Legacy(l) => (l.header.version, None),
-        };
-        Ok(Summary {
-            format: self.format,
-            files: self.files(),
-            container_version,
-            vm_version: self.vm_version,
-            key_flavour: self.flavour,
-            saved_state_type,
-            worker_process_version: self.main.string("/savedstate/VmwpVersion")?,
-            replay_log: self.replay_log(),
-            architecture: boot.architecture(),
-            paging_mode: boot.paging_mode(),
-            processor_vendor: self.partition.vendor.map(|v| match v {
-                vm2dmp_formats::partition::vendor::AMD => "AMD",
-                vm2dmp_formats::partition::vendor::INTEL => "Intel",
-                vm2dmp_formats::partition::vendor::HYGON => "Hygon",
-                _ => "unknown",
-            }),
-            vp_count: self.partition.vps.len(),
-            boot_vp: self.partition.boot_vp,
-            ram_pages,
-            ram_bytes: ram_pages * PAGE_SIZE as u64,
-            raw_saved_memory_size: self.blocks.len() as u64 * BLOCK_SIZE as u64,
-            ram_blocks: self.blocks.len() as u64,
-            ranges: self.ranges.clone(),
-            low_mmio_gap_mb: self
-                .main
-                .int(&self.flavour.saved_vm("topology/low_mmio_gap_mb"))?,
-            high_mmio_gap_mb: self
-                .main
-                .int(&self.flavour.saved_vm("topology/high_mmio_gap_mb"))?,
-            guest_crash_msrs: self.crash_msrs,
-        })
-    }
-}
-
-/// Iterator over guest pages, from [`SavedState::pages`]. Decodes one block at a time.
-pub struct Pages<'a> {
-    state: &'a SavedState,
-    spans: Vec<(u64, usize, ChunkSpan)>,
-    next_span: usize,
-    in_span: usize,
-    buf: Vec<u8>,
-    buf_block: Option<usize>,
-}
-
-impl Pages<'_> {
-    /// The next page: its guest page number and bytes (valid until the next call).
-    #[allow(clippy::should_implement_trait)]
-    pub fn next(&mut self) -> Option<Result<(u64, &[u8])>> {
-        loop {
-            let &(_, block, span) = self.spans.get(self.next_span)?;
-            if self.in_span >= span.pages {
-                self.next_span += 1;
-                self.in_span = 0;
-                continue;
-            }
-            if self.buf_block != Some(block) {
-                if let Err(e) = self.state.decode_block(block, &mut self.buf) {
-                    self.next_span = self.spans.len();
-                    return Some(Err(e));
-                }
-                self.buf_block = Some(block);
-            }
-            let p = span.page_in_chunk + self.in_span;
-            let pfn = span.gpa_page + self.in_span as u64;
-            self.in_span += 1;
-            return Some(Ok((pfn, &self.buf[p * PAGE_SIZE..(p + 1) * PAGE_SIZE])));
-        }
-    }
-}
-
-fn read_crash_msrs(main: &ContainerFile, flavour: KeyFlavour) -> Result<Option<[u64; 5]>> {
-    Ok(match main.value(&flavour.saved_vm("guest_crash_msrs"))? {
-        Some(v) if v.len == 40 => {
-            let b = main.bytes(&v, "guest_crash_msrs")?;
-            vm2dmp_formats::partition::u64_array::<5>(&b).filter(|m| m.iter().any(|&x| x != 0))
-        }
-        _ => None,
-    })
-}
-
-fn read_memory_map(main: &ContainerFile, flavour: KeyFlavour) -> Result<Vec<MemoryRange>> {
-    let ctx = &main.file.ctx;
-    let mut ranges = Vec::new();
-    for n in 0u64.. {
-        let key = flavour.memory_block(n);
-        let Some(v) = main.value(&key)? else { break };
-        if v.len != RamMemoryBlock::SIZE as u64 {
-            return Err(ctx.corrupt(
-                "RamMemoryBlock",
-                v.offset,
-                format!(
-                    "{key} is {} bytes, expected {}",
-                    v.len,
-                    RamMemoryBlock::SIZE
-                ),
-            ));
-        }
-        let b = main.bytes(&v, "RamMemoryBlock")?;
-        if b.len() != RamMemoryBlock::SIZE {
-            return Err(ctx.corrupt(
-                "RamMemoryBlock",
-                v.offset,
-                format!(
-                    "{key} is {} bytes, expected {}",
-                    b.len(),
-                    RamMemoryBlock::SIZE
-                ),
-            ));
-        }
-        let m = RamMemoryBlock::parse(&b)
-            .ok_or_else(|| ctx.corrupt("RamMemoryBlock", v.offset, "truncated"))?;
-        if m.version != RamMemoryBlock::VERSION_3 {
-            return Err(ctx.unsupported(format!(
-                "{key}: memory block version {} (only version 3 is read)",
-                m.version
-            )));
-        }
-        let gpa_end = m.gpa_page_start.checked_add(m.page_count);
-        let raw_end = m.mbp_index_start.checked_add(m.page_count);
-        if m.page_count == 0
-            || gpa_end.is_none_or(|e| e > MAX_GPA_PAGE)
-            || raw_end.is_none_or(|e| e > MAX_GPA_PAGE)
-        {
-            return Err(ctx.corrupt(
-                "RamMemoryBlock",
-                v.offset,
-                format!(
-                    "{key}: {} pages at guest page {:#x} / saved page {:#x} is empty or out of range",
-                    m.page_count, m.gpa_page_start, m.mbp_index_start
-                ),
-            ));
-        }
-        ranges.push((
-            v.offset,
-            MemoryRange {
-                gpa_page_start: m.gpa_page_start,
-                page_count: m.page_count,
-                raw_page_start: m.mbp_index_start,
-                flags: m.flags,
-                virtual_node: m.virtual_node,
-            },
-        ));
-    }
-    ranges.sort_by_key(|(_, r)| r.gpa_page_start);
-    for w in ranges.windows(2) {
-        if w[0].1.gpa_page_end() > w[1].1.gpa_page_start {
-            return Err(ctx.corrupt(
-                "RamMemoryBlock",
-                w[1].0,
-                "memory ranges overlap in guest-physical space",
-            ));
-        }
-    }
-    let mut by_raw: Vec<_> = ranges
-        .iter()
-        .map(|(o, r)| (r.raw_page_start, r.page_count, *o))
-        .collect();
-    by_raw.sort_unstable();
-    for w in by_raw.windows(2) {
-        if w[0].0 + w[0].1 > w[1].0 {
-            return Err(ctx.corrupt(
-                "RamMemoryBlock",
-                w[1].2,
-                "memory ranges overlap in the saved RAM",
-            ));
-        }
-    }
-    Ok(ranges.into_iter().map(|(_, r)| r).collect())
 }
 
 /// What [`MachineInfo::kind`] says of every Hyper-V saved state.

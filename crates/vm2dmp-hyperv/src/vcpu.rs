@@ -2,12 +2,12 @@
 
 use std::collections::BTreeMap;
 
-use vm2dmp_formats::le;
 use vm2dmp_formats::partition::{
     chunk, u64_array, vendor, ChunkHeader, Envelope, Segment, TableRegister,
     CONTROL_REGISTERS_SIZE, DEBUG_REGISTERS_SIZE, FP_REGISTERS_SIZE, GP_REGISTERS_SIZE,
     PROLOG_VENDOR_AT, SEGMENT_REGISTERS_SIZE, TABLE_REGISTERS_SIZE, VIRTUAL_MSRS_SIZE,
 };
+use vm2dmp_source::le;
 
 use vm2dmp_source::{CpuState, DescriptorTable, FileCtx, FpState, Msrs, Result, SegmentRegister};
 
@@ -72,11 +72,114 @@ pub struct PartitionState {
     pub vp_indices_count: Option<u32>,
 }
 
+/// The registers one register chunk holds.
+enum RegisterUpdate {
+    Gp([u64; 18]),
+    Control([u64; 6]),
+    Debug([u64; 6]),
+    Segments([SegmentRegister; 8], u8),
+    Tables(DescriptorTable, DescriptorTable),
+    Fp(Box<FpState>),
+    Msrs(Msrs),
+}
+
+impl RegisterUpdate {
+    fn apply(&self, v: &mut CpuState) {
+        match *self {
+            RegisterUpdate::Gp(r) => {
+                [
+                    v.rax, v.rcx, v.rdx, v.rbx, v.rsp, v.rbp, v.rsi, v.rdi, v.r8, v.r9, v.r10,
+                    v.r11, v.r12, v.r13, v.r14, v.r15, v.rip, v.rflags,
+                ] = r;
+                v.has_gp = true;
+            }
+            RegisterUpdate::Control(r) => {
+                [v.cr0, v.cr2, v.cr3, v.cr4, v.cr8, v.efer] = r;
+                v.has_control = true;
+            }
+            RegisterUpdate::Debug(r) => [v.dr0, v.dr1, v.dr2, v.dr3, v.dr6, v.dr7] = r,
+            RegisterUpdate::Segments(s, cpl) => {
+                [v.es, v.cs, v.ss, v.ds, v.fs, v.gs, v.ldtr, v.tr] = s;
+                v.cpl = cpl;
+                v.has_segments = true;
+            }
+            RegisterUpdate::Tables(idtr, gdtr) => {
+                v.idtr = idtr;
+                v.gdtr = gdtr;
+            }
+            RegisterUpdate::Fp(ref fp) => v.fp = Some(**fp),
+            RegisterUpdate::Msrs(m) => v.msrs = Some(m),
+        }
+    }
+}
+
+/// The registers of a register chunk (`None` for any other chunk); `Err(bytes needed)` when
+/// the body is shorter than the chunk's layout.
+fn decode_registers(id: u32, body: &[u8]) -> std::result::Result<Option<RegisterUpdate>, usize> {
+    Ok(Some(match id {
+        chunk::GP_REGISTERS => RegisterUpdate::Gp(u64_array::<18>(body).ok_or(GP_REGISTERS_SIZE)?),
+        chunk::CONTROL_REGISTERS => {
+            RegisterUpdate::Control(u64_array::<6>(body).ok_or(CONTROL_REGISTERS_SIZE)?)
+        }
+        chunk::DEBUG_REGISTERS => {
+            RegisterUpdate::Debug(u64_array::<6>(body).ok_or(DEBUG_REGISTERS_SIZE)?)
+        }
+        chunk::SEGMENT_REGISTERS => {
+            if body.len() < SEGMENT_REGISTERS_SIZE {
+                return Err(SEGMENT_REGISTERS_SIZE);
+            }
+            let seg = |i: usize| segment(Segment::parse(&body[i * 16..]).unwrap_or_default());
+            RegisterUpdate::Segments(std::array::from_fn(seg), body[8 * 16])
+        }
+        chunk::TABLE_REGISTERS => {
+            if body.len() < TABLE_REGISTERS_SIZE {
+                return Err(TABLE_REGISTERS_SIZE);
+            }
+            RegisterUpdate::Tables(
+                table(TableRegister::parse(&body[0..16]).unwrap_or_default()),
+                table(TableRegister::parse(&body[16..32]).unwrap_or_default()),
+            )
+        }
+        chunk::FP_REGISTERS => {
+            if body.len() < FP_REGISTERS_SIZE {
+                return Err(FP_REGISTERS_SIZE);
+            }
+            RegisterUpdate::Fp(Box::new(fp_state(body)))
+        }
+        chunk::VIRTUAL_MSRS => {
+            RegisterUpdate::Msrs(msrs(u64_array::<12>(body).ok_or(VIRTUAL_MSRS_SIZE)?))
+        }
+        _ => return Ok(None),
+    }))
+}
+
+/// x87/SSE state from an FP_REGISTERS chunk body (at least `FP_REGISTERS_SIZE` bytes).
+fn fp_state(body: &[u8]) -> FpState {
+    let q = |o: usize| le::u128(body, o).unwrap_or(0);
+    let mut fp = FpState::default();
+    for i in 0..16 {
+        fp.xmm[i] = q(i * 16);
+    }
+    for i in 0..8 {
+        fp.st[i] = q(256 + i * 16);
+    }
+    let c = 384;
+    fp.fcw = le::u16(body, c).unwrap_or(0);
+    fp.fsw = le::u16(body, c + 2).unwrap_or(0);
+    fp.ftw = le::u8(body, c + 4).unwrap_or(0);
+    fp.fop = le::u16(body, c + 6).unwrap_or(0);
+    fp.fip = le::u64(body, c + 8).unwrap_or(0);
+    fp.fdp = le::u64(body, c + 16).unwrap_or(0);
+    fp.mxcsr = le::u32(body, c + 24).unwrap_or(0);
+    fp.mxcsr_mask = le::u32(body, c + 28).unwrap_or(0);
+    fp
+}
+
 /// At most this many VPs (Hyper-V's limit is lower).
 const MAX_VPS: usize = 4096;
 
-pub(crate) fn parse(ctx: &FileCtx, blob: &[u8], blob_offset: u64) -> Result<PartitionState> {
-    const S: &str = "partition_state";
+/// Where the chunk stream of a `partition_state` value lies: `(first byte, end)` in `blob`.
+fn chunk_stream(ctx: &FileCtx, blob: &[u8], blob_offset: u64) -> Result<(usize, usize)> {
     let env = Envelope::parse(blob).ok_or_else(|| {
         ctx.corrupt(
             S,
@@ -100,8 +203,14 @@ pub(crate) fn parse(ctx: &FileCtx, blob: &[u8], blob_offset: u64) -> Result<Part
             ),
         ));
     }
-    let end = env.total_size as usize;
-    let mut pos = env.header_size as usize + 16;
+    Ok((env.header_size as usize + 16, env.total_size as usize))
+}
+
+const S: &str = "partition_state";
+
+/// Parses a `partition_state` value found at `blob_offset` of its file.
+pub(crate) fn parse(ctx: &FileCtx, blob: &[u8], blob_offset: u64) -> Result<PartitionState> {
+    let (mut pos, end) = chunk_stream(ctx, blob, blob_offset)?;
     let mut vps: BTreeMap<(u32, u8), CpuState> = BTreeMap::new();
     let mut current: Option<(u32, u8)> = None;
     let mut out = PartitionState {
@@ -217,103 +326,31 @@ pub(crate) fn parse(ctx: &FileCtx, blob: &[u8], blob_offset: u64) -> Result<Part
                 };
                 current = Some((idx, vtl));
             }
-            chunk::GP_REGISTERS => {
-                let r = u64_array::<18>(body).ok_or_else(|| too_short(GP_REGISTERS_SIZE))?;
-                with_vp(&mut |v| {
-                    [
-                        v.rax, v.rcx, v.rdx, v.rbx, v.rsp, v.rbp, v.rsi, v.rdi, v.r8, v.r9, v.r10,
-                        v.r11, v.r12, v.r13, v.r14, v.r15, v.rip, v.rflags,
-                    ] = r;
-                    v.has_gp = true;
-                })?;
-            }
-            chunk::CONTROL_REGISTERS => {
-                let r = u64_array::<6>(body).ok_or_else(|| too_short(CONTROL_REGISTERS_SIZE))?;
-                with_vp(&mut |v| {
-                    [v.cr0, v.cr2, v.cr3, v.cr4, v.cr8, v.efer] = r;
-                    v.has_control = true;
-                })?;
-            }
-            chunk::DEBUG_REGISTERS => {
-                let r = u64_array::<6>(body).ok_or_else(|| too_short(DEBUG_REGISTERS_SIZE))?;
-                with_vp(&mut |v| [v.dr0, v.dr1, v.dr2, v.dr3, v.dr6, v.dr7] = r)?;
-            }
-            chunk::SEGMENT_REGISTERS => {
-                if body.len() < SEGMENT_REGISTERS_SIZE {
-                    return Err(too_short(SEGMENT_REGISTERS_SIZE));
+            id => {
+                if let Some(update) = decode_registers(id, body).map_err(too_short)? {
+                    with_vp(&mut |v| update.apply(v))?;
                 }
-                let seg = |i: usize| segment(Segment::parse(&body[i * 16..]).unwrap_or_default());
-                let cpl = body[8 * 16];
-                with_vp(&mut |v| {
-                    [v.es, v.cs, v.ss, v.ds, v.fs, v.gs, v.ldtr, v.tr] = [
-                        seg(0),
-                        seg(1),
-                        seg(2),
-                        seg(3),
-                        seg(4),
-                        seg(5),
-                        seg(6),
-                        seg(7),
-                    ];
-                    v.cpl = cpl;
-                    v.has_segments = true;
-                })?;
             }
-            chunk::TABLE_REGISTERS => {
-                if body.len() < TABLE_REGISTERS_SIZE {
-                    return Err(too_short(TABLE_REGISTERS_SIZE));
-                }
-                let idtr = table(TableRegister::parse(&body[0..16]).unwrap_or_default());
-                let gdtr = table(TableRegister::parse(&body[16..32]).unwrap_or_default());
-                with_vp(&mut |v| {
-                    v.idtr = idtr;
-                    v.gdtr = gdtr;
-                })?;
-            }
-            chunk::FP_REGISTERS => {
-                if body.len() < FP_REGISTERS_SIZE {
-                    return Err(too_short(FP_REGISTERS_SIZE));
-                }
-                let q = |o: usize| {
-                    le::bytes::<16>(body, o)
-                        .map(u128::from_le_bytes)
-                        .unwrap_or(0)
-                };
-                let mut fp = FpState::default();
-                for i in 0..16 {
-                    fp.xmm[i] = q(i * 16);
-                }
-                for i in 0..8 {
-                    fp.st[i] = q(256 + i * 16);
-                }
-                let c = 384;
-                fp.fcw = le::u16(body, c).unwrap_or(0);
-                fp.fsw = le::u16(body, c + 2).unwrap_or(0);
-                fp.ftw = le::u8(body, c + 4).unwrap_or(0);
-                fp.fop = le::u16(body, c + 6).unwrap_or(0);
-                fp.fip = le::u64(body, c + 8).unwrap_or(0);
-                fp.fdp = le::u64(body, c + 16).unwrap_or(0);
-                fp.mxcsr = le::u32(body, c + 24).unwrap_or(0);
-                fp.mxcsr_mask = le::u32(body, c + 28).unwrap_or(0);
-                with_vp(&mut |v| v.fp = Some(fp))?;
-            }
-            chunk::VIRTUAL_MSRS => {
-                let r = u64_array::<12>(body).ok_or_else(|| too_short(VIRTUAL_MSRS_SIZE))?;
-                with_vp(&mut |v| v.msrs = Some(msrs(r)))?;
-            }
-            _ => {}
         }
         if saw_epilog {
             break;
         }
     }
     if !saw_epilog {
-        return Err(ctx.corrupt(
-            S,
-            blob_offset + env.total_size,
-            "chunk stream has no epilog",
-        ));
+        return Err(ctx.corrupt(S, blob_offset + end as u64, "chunk stream has no epilog"));
     }
+    finish(ctx, blob_offset, vps, indices_bitmap, out)
+}
+
+/// Sorts the registers read into VTL-0 processors and higher VTLs and checks that every
+/// processor has what a dump needs.
+fn finish(
+    ctx: &FileCtx,
+    blob_offset: u64,
+    vps: BTreeMap<(u32, u8), CpuState>,
+    indices_bitmap: Option<Vec<u8>>,
+    mut out: PartitionState,
+) -> Result<PartitionState> {
     for ((_, vtl), cpu) in vps {
         if vtl == 0 {
             out.vps.push(cpu);
