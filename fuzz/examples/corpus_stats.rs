@@ -17,7 +17,7 @@ fn main() {
         let r = if target == "vmrs_open" {
             let mut b = data.clone();
             if b.len() % 2 == 0 {
-                vm2dmp_fuzz::fix_hvs_checksums(&mut b);
+                vm2dmp_fuzz_harness::fix_hvs_checksums(&mut b);
             }
             vm2dmp::SavedState::from_bytes(Path::new("fuzz.vmrs"), b, None)
         } else {

@@ -79,7 +79,7 @@ impl Seeds {
     fn check_opens(&self, target: &str, name: &str, bytes: &[u8]) {
         let r = if target == "vmrs_open" {
             let mut fixed = bytes.to_vec();
-            vm2dmp_fuzz::fix_hvs_checksums(&mut fixed);
+            vm2dmp_fuzz_harness::fix_hvs_checksums(&mut fixed);
             assert!(
                 fixed == bytes,
                 "{name}: the checksum fixer changed a valid file"
@@ -423,7 +423,11 @@ fn main() -> Result<()> {
             ("KdCopyDataBlock", 0x1200),
         ],
     );
-    assert_eq!(vm2dmp::guest::fuzzing::parse_pdb(&pdb), Some(4), "seed PDB must parse");
+    assert_eq!(
+        vm2dmp::guest::fuzzing::parse_pdb(&pdb),
+        Some(4),
+        "seed PDB must parse"
+    );
     seeds.put("pdb_symbols", "four-symbols", &pdb)?;
     // Headers Windows wrote (testdata/windows-dumps): their first 8 KiB.
     for (name, file) in [
@@ -512,7 +516,9 @@ fn main() -> Result<()> {
     let seed = kernel_seed();
     let state = vm2dmp::SavedState::from_bytes(
         Path::new("kernel.vmrs"),
-        vm2dmp_fuzz::KernelTemplate::new().build(&seed).unwrap(),
+        vm2dmp_fuzz_harness::KernelTemplate::new()
+            .build(&seed)
+            .unwrap(),
         None,
     )?;
     let k = vm2dmp::guest::find_kernel(&state, None);

@@ -1,8 +1,10 @@
-//! A `partition_state` value: envelope, chunk stream, per-VP register chunks.
+//! A `partition_state` value: envelope, chunk stream, per-VP register chunks. See
+//! `vm2dmp_fuzz_harness::partition_state`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = vm2dmp::hyperv::fuzzing::parse_partition_state(data);
+    // The return value is for the replay test (crates/vm2dmp/tests/it/fuzz_regressions.rs).
+    let _ = vm2dmp_fuzz_harness::partition_state(data);
 });

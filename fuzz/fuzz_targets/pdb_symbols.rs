@@ -1,9 +1,10 @@
-//! PDB files given with `--symbols`: the `pdb` crate's parsing as the library drives it
-//! (information stream, DBI age, address map, global symbols).
+//! PDB files given with `--symbols`: the `pdb` crate's parsing as the library drives it. See
+//! `vm2dmp_fuzz_harness::pdb_symbols`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = vm2dmp::guest::fuzzing::parse_pdb(data);
+    // The return value is for the replay test (crates/vm2dmp/tests/it/fuzz_regressions.rs).
+    let _ = vm2dmp_fuzz_harness::pdb_symbols(data);
 });

@@ -1,8 +1,10 @@
-//! One stored RAM block: raw 1 MiB or a token stream with Plain-LZ77 pages.
+//! One stored RAM block: raw 1 MiB or a token stream with Plain-LZ77 pages. See
+//! `vm2dmp_fuzz_harness::ram_block`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = vm2dmp::hyperv::fuzzing::decode_ram_block(data);
+    // The return value is for the replay test (crates/vm2dmp/tests/it/fuzz_regressions.rs).
+    let _ = vm2dmp_fuzz_harness::ram_block(data);
 });

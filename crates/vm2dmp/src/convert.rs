@@ -452,7 +452,7 @@ fn plan(
     // the first 16 MiB of the file, 32-bit dumps only in full form.
     if arch != Arch::X64 {
         notes.push(
-            "32-bit bitmap dump: WinDbg and volatility3 read it; MemProcFS reads 32-bit dumps only in full form (--format full, without --skip-zero)".into(),
+            "32-bit bitmap dump: WinDbg and volatility3 read it; MemProcFS reads 32-bit dumps only as full dumps that keep every page".into(),
         );
     } else if layout.data_offset() > MEMPROCFS_MAX_FIRST_PAGE {
         notes.push(format!(

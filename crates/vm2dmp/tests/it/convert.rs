@@ -306,7 +306,7 @@ fn x86_pae_and_32_bit_guests_get_32_bit_headers() {
         assert!(
             r.notes
                 .iter()
-                .any(|n| n.contains("32-bit bitmap dump") && n.contains("--format full")),
+                .any(|n| n.contains("32-bit bitmap dump") && n.contains("full dumps that keep every page")),
             "{:?}",
             r.notes
         );

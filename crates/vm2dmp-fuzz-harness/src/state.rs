@@ -1,0 +1,131 @@
+//! What the `vmrs_open`, `vsv_bin_open` and `kernel` targets do with a saved state that opens.
+
+use vm2dmp::{hyperv::BLOCK_SIZE, source::PAGE_SIZE, SavedState};
+
+/// RAM blocks decoded per input (each costs a full 1 MiB decode).
+pub const MAX_DECODED_BLOCKS: usize = 64;
+
+/// Everything a reader of an opened saved state may call, on bounded amounts of data, then
+/// [`convert_and_verify`]. Returns the number of dumps written and verified.
+pub fn exercise(state: &SavedState) -> usize {
+    let _ = state.summary();
+    let _ = state.encoding_stats();
+    let _ = state.files();
+    let _ = state.format();
+    let _ = state.replay_log();
+    let _ = state.ram_pages();
+    let boot = state.boot_vcpu();
+    for vp in state
+        .vcpus()
+        .iter()
+        .chain(state.higher_vtl_vcpus().iter().map(|v| &v.cpu))
+        .take(8)
+    {
+        let _ = vp.architecture();
+        let _ = vp.paging_mode();
+        let _ = vp.mode_description();
+        let _ = vp.kernel_gs_base();
+        let _ = vp.fp.map(|f| f.fxsave());
+    }
+    let _ = boot.paging_enabled();
+
+    let mut buf = [0u8; 64];
+    let ranges = state.memory_ranges().to_vec();
+    for r in ranges.iter().take(4) {
+        let start = r.gpa_start();
+        let end = r.gpa_end();
+        for gpa in [
+            start,
+            start.saturating_add(PAGE_SIZE as u64 - 16), // crosses a page boundary
+            end.saturating_sub(32),                      // runs into the hole after the range
+            end,
+        ] {
+            let _ = state.read_phys(gpa, &mut buf);
+            let _ = state.gpa_to_raw_offset(gpa);
+            let _ = state.memory_range_of(gpa >> 12);
+        }
+    }
+    let _ = state.read_phys(u64::MAX - 8, &mut buf);
+    let _ = state.read_phys(0, &mut []);
+
+    // The same memory through the interface the converter uses.
+    let src: &dyn vm2dmp::MemorySource = state;
+    let mut chunk = vec![0u8; vm2dmp::source::MAX_CHUNK_PAGES * PAGE_SIZE];
+    for n in 0..src.chunk_count().min(MAX_DECODED_BLOCKS / 4) {
+        let _ = src.chunk_spans(n);
+        let _ = src.raw_chunk(n).is_some();
+        let _ = src.zero_pages(n);
+        let _ = src.decode_chunk(n, &mut chunk);
+    }
+    let _ = src.machine();
+    let _ = src.boot_vcpu();
+
+    let mut block = vec![0u8; BLOCK_SIZE];
+    for n in 0..state.ram_block_count().min(MAX_DECODED_BLOCKS) {
+        let _ = state.decode_block(n, &mut block);
+        let _ = state.block_spans(n);
+    }
+    let _ = state.decode_block(state.ram_block_count(), &mut block);
+
+    let mut pages = state.pages();
+    for _ in 0..2 * vm2dmp::hyperv::PAGES_PER_BLOCK {
+        match pages.next() {
+            Some(Ok((_, p))) => assert_eq!(p.len(), PAGE_SIZE),
+            Some(Err(_)) | None => break,
+        }
+    }
+    convert_and_verify(state)
+}
+
+/// Guests converted per input: at most this much RAM ...
+const MAX_CONVERTED_PAGES: u64 = 4 * vm2dmp::hyperv::PAGES_PER_BLOCK as u64;
+/// ... ending below this guest page (bitmap dumps cover every page below the highest).
+const MAX_CONVERTED_GPA_PAGE: u64 = 1 << 20;
+
+/// Converts a small guest (at most 4 MiB of RAM, all below 4 GiB) in every layout (this also
+/// runs the guest kernel discovery over its memory) and checks each dump against the saved
+/// state: whatever converts must verify, and a failed conversion must leave no file behind.
+/// Returns the number of dumps written and verified (0 for a larger guest).
+///
+/// Dumps go to a new temporary directory per call, removed on return.
+pub fn convert_and_verify(state: &SavedState) -> usize {
+    use vm2dmp::{convert, verify, Cancel, ConvertOptions, DumpFile, DumpFormat, NoProgress};
+    let end = state.memory_ranges().last().map_or(0, |r| r.gpa_page_end());
+    if state.ram_pages() > MAX_CONVERTED_PAGES || end > MAX_CONVERTED_GPA_PAGE {
+        return 0;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("vm2dmp-fuzz-")
+        .tempdir()
+        .expect("temporary directory");
+    let out = dir.path().join("fuzz.dmp");
+    let mut written = 0;
+    for (format, skip_zero) in [
+        (DumpFormat::Auto, false),
+        (DumpFormat::Bitmap, false),
+        (DumpFormat::Bitmap, true),
+    ] {
+        let opts = ConvertOptions {
+            format,
+            skip_zero,
+            force: true,
+            ..ConvertOptions::default()
+        };
+        let _ = std::fs::remove_file(&out);
+        if convert(state, &out, &opts, &NoProgress, &Cancel::new()).is_err() {
+            let left: Vec<_> = std::fs::read_dir(dir.path())
+                .expect("temporary directory")
+                .flatten()
+                .map(|e| e.file_name())
+                .collect();
+            assert!(left.is_empty(), "a failed conversion left {left:?}");
+            continue;
+        }
+        let dump = DumpFile::open(&out).expect("a dump we wrote must parse");
+        let report = verify(&dump, state, None, &NoProgress, &Cancel::new())
+            .expect("a dump we wrote must verify");
+        assert!(report.ok(), "dump differs from the saved state: {report:?}");
+        written += 1;
+    }
+    written
+}
