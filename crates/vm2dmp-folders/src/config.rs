@@ -8,6 +8,20 @@ use vm2dmp_hyperv::{ConfigFile, ConfigValue};
 use crate::files::*;
 use crate::*;
 
+/// The configuration keys read from every `.vmcx` and `.xml`.
+const WANTED: [&str; 10] = [
+    keys::NAME,
+    keys::VERSION,
+    keys::CREATION_TIME,
+    keys::GLOBAL_ID,
+    keys::PARENT_SNAPSHOT_ID,
+    keys::VM_ID,
+    keys::LOGICAL_ID,
+    keys::ENCRYPTION[0],
+    keys::ENCRYPTION[1],
+    keys::ENCRYPTION[2],
+];
+
 /// A configuration value, whatever the file's container.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum CfgVal {
@@ -58,19 +72,7 @@ pub(crate) fn read_vmcx(path: &Path) -> std::result::Result<HashMap<&'static str
     }
     let cf = ConfigFile::open_hvs(path).map_err(|e| e.to_string())?;
     let mut out = HashMap::new();
-    let wanted = [
-        keys::NAME,
-        keys::VERSION,
-        keys::CREATION_TIME,
-        keys::GLOBAL_ID,
-        keys::PARENT_SNAPSHOT_ID,
-        keys::VM_ID,
-        keys::LOGICAL_ID,
-        keys::ENCRYPTION[0],
-        keys::ENCRYPTION[1],
-        keys::ENCRYPTION[2],
-    ];
-    for k in wanted {
+    for k in WANTED {
         let Ok(Some(v)) = cf.value(&format!("/{k}")) else {
             continue;
         };
@@ -175,19 +177,7 @@ pub(crate) fn read_xml(
         return Ok(None);
     }
     let mut out = HashMap::new();
-    let wanted = [
-        keys::NAME,
-        keys::VERSION,
-        keys::CREATION_TIME,
-        keys::GLOBAL_ID,
-        keys::PARENT_SNAPSHOT_ID,
-        keys::VM_ID,
-        keys::LOGICAL_ID,
-        keys::ENCRYPTION[0],
-        keys::ENCRYPTION[1],
-        keys::ENCRYPTION[2],
-    ];
-    for k in wanted {
+    for k in WANTED {
         let mut parts = k.split('/');
         parts.next(); // "configuration" is the root.
         let mut node = Some(root);

@@ -11,7 +11,8 @@
 #![warn(missing_docs)]
 
 pub mod hvs;
-pub mod le;
+/// Little-endian field readers: the ones every vm2dmp reader uses.
+pub use vm2dmp_source::le;
 pub mod legacy;
 pub mod memory;
 pub mod partition;

@@ -41,6 +41,37 @@ fn is_kernel(img: &PeImage) -> bool {
 /// or a symbol-store folder; when it matches the kernel's PDB GUID and age, its addresses
 /// are used before any heuristic.
 pub fn find_kernel(state: &dyn MemorySource, symbols: Option<&Path>) -> KernelInfo {
+    find_kernel_with(state, symbols, Roots::Scan)
+}
+
+/// Where kernel discovery takes page-table roots from when no processor's CR3 leads to the
+/// kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Roots {
+    /// Scan guest RAM for them ([`crate::scan_for_dtbs`]): decodes up to 8 GiB of RAM.
+    Scan,
+    /// These, found by a [`crate::RootScan`] the caller ran (in a pass that decodes RAM anyway).
+    Given(Vec<Dtb>),
+    /// None: only the processors' CR3 values are tried.
+    Skip,
+}
+
+/// The paging mode kernel discovery (and a [`crate::RootScan`] for it) looks for in `state`:
+/// that of the first processor (boot processor first) with paging on.
+pub fn scan_paging(state: &dyn MemorySource) -> Option<Paging> {
+    processors(state)
+        .ok()?
+        .iter()
+        .find_map(|v| Paging::of_vcpu(v))
+}
+
+/// [`find_kernel`], with page-table roots taken from `roots` when no processor's CR3 leads to
+/// the kernel.
+pub fn find_kernel_with(
+    state: &dyn MemorySource,
+    symbols: Option<&Path>,
+    roots: Roots,
+) -> KernelInfo {
     let src = SourceMem(state);
     let mem = CachedMem::new(&src);
     let mut info = KernelInfo::empty();
@@ -52,7 +83,8 @@ pub fn find_kernel(state: &dyn MemorySource, symbols: Option<&Path>) -> KernelIn
             return info;
         }
     };
-    let Some((dtb, dtb_how, img, base_how)) = locate_kernel(state, &mem, &vps, &mut info) else {
+    let Some((dtb, dtb_how, img, base_how)) = locate_kernel(state, &mem, &vps, roots, &mut info)
+    else {
         let why = "no Windows kernel image (a PE exporting as ntoskrnl.exe, ntkrnlmp.exe or ntkrnlpa.exe) was found in kernel space";
         info.notes.push(why.into());
         set_all_not_found(&mut info, why);
@@ -118,6 +150,7 @@ fn locate_kernel(
     state: &dyn MemorySource,
     mem: &CachedMem<'_>,
     vps: &[&CpuState],
+    roots: Roots,
     info: &mut KernelInfo,
 ) -> Option<(Dtb, String, PeImage, String)> {
     let paging = vps.iter().find_map(|v| Paging::of_vcpu(v))?;
@@ -147,7 +180,11 @@ fn locate_kernel(
             vp.cr3, vp.index
         ));
     }
-    let scanned = scan_for_dtbs(state, paging);
+    let scanned = match roots {
+        Roots::Scan => scan_for_dtbs(state, paging),
+        Roots::Given(r) => r,
+        Roots::Skip => return None,
+    };
     if scanned.is_empty() {
         info.notes.push(format!(
             "a scan of guest RAM found no {paging:?} page-table root that maps kernel space"

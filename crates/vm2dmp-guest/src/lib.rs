@@ -20,11 +20,11 @@ pub mod pe;
 mod root_scan;
 pub mod translate;
 
-pub use root_scan::scan_for_dtbs;
+pub use root_scan::{scan_for_dtbs, RootScan};
 
 use vm2dmp_source::MemorySource;
 
-pub use discover::find_kernel;
+pub use discover::{find_kernel, find_kernel_with, scan_paging, Roots};
 pub use header::fill_header;
 pub(crate) use patch::build_patches;
 pub use patch::PagePatches;

@@ -15,77 +15,118 @@ const MAX_CANDIDATES_PER_BLOCK: usize = 64;
 /// low memory).
 const MAX_SCAN_PAGES: u64 = 8 << 18;
 
-/// Scans guest RAM for page-table roots of `paging` that map kernel space: a table whose
-/// kernel half has a self-map entry (32-bit, x64) or a PDPT whose page directories map
-/// themselves (PAE), then [`check_dtb`]. Returns at most 8 roots, lowest address first,
-/// from the first 8 GiB of guest RAM.
-pub fn scan_for_dtbs(state: &dyn MemorySource, paging: Paging) -> Vec<Dtb> {
-    use rayon::prelude::*;
-    // Candidates are gathered from the first MAX_SCAN_PAGES guest pages in address order, with
-    // blocks decoded in parallel (decoding is the cost), then checked in address order.
-    let mut spans: Vec<(u64, usize, ChunkSpan)> = (0..state.chunk_count())
-        .flat_map(|n| {
-            state
-                .chunk_spans(n)
-                .into_iter()
-                .map(move |s| (s.gpa_page, n, s))
-        })
-        .collect();
-    spans.sort_unstable_by_key(|s| s.0);
-    let mut budget = MAX_SCAN_PAGES;
-    spans.retain_mut(|(_, _, span)| {
-        if budget == 0 {
-            return false;
+/// A scan of guest RAM for page-table roots of one paging mode that map kernel space: a
+/// table whose kernel half has a self-map entry (32-bit, x64) or a PDPT whose page
+/// directories map themselves (PAE), checked with [`check_dtb`]. Only the first 8 GiB of guest
+/// RAM (in address order) are looked at: Windows allocates the System process's tables early,
+/// in low memory.
+///
+/// The scan looks at chunks as someone else decodes them ([`RootScan::observe`]), so a
+/// conversion that decodes every chunk anyway finds the roots in the same pass; [`scan_for_dtbs`]
+/// decodes them itself.
+#[derive(Debug)]
+pub struct RootScan {
+    paging: Paging,
+    /// Guest pages from this one on are not looked at.
+    limit_page: u64,
+    candidates: std::sync::Mutex<Vec<u64>>,
+}
+
+impl RootScan {
+    /// A scan of `state`'s RAM for roots of `paging`.
+    pub fn new(state: &dyn MemorySource, paging: Paging) -> Self {
+        let mut left = MAX_SCAN_PAGES;
+        let mut limit_page = 0;
+        for r in state.ram_ranges() {
+            let take = r.page_count.min(left);
+            limit_page = r.gpa_page_start + take;
+            left -= take;
+            if left == 0 {
+                break;
+            }
         }
-        let take = (span.pages as u64).min(budget);
-        span.pages = take as usize;
-        budget -= take;
-        true
-    });
-    let mut blocks: Vec<usize> = spans.iter().map(|s| s.1).collect();
-    blocks.sort_unstable();
-    blocks.dedup();
-    let mut cands: Vec<u64> = blocks
-        .par_iter()
-        .map_init(
-            || vec![0u8; MAX_CHUNK_PAGES * PAGE_SIZE],
-            |buf, &n| {
-                let mut out = Vec::new();
-                if state.decode_chunk(n, buf).is_err() {
-                    return out;
-                }
-                for (_, _, span) in spans.iter().filter(|s| s.1 == n) {
-                    for i in 0..span.pages {
-                        let p = (span.page_in_chunk + i) * 4096;
-                        page_candidates(
-                            &buf[p..p + 4096],
-                            (span.gpa_page + i as u64) << 12,
-                            paging,
-                            &mut out,
-                        );
-                    }
-                }
-                // Bounded: a block of PAE-like garbage could otherwise offer 32K candidates.
-                out.truncate(MAX_CANDIDATES_PER_BLOCK);
-                out
-            },
-        )
-        .flatten()
-        .collect();
-    cands.sort_unstable();
-    let src = SourceMem(state);
-    let mem = CachedMem::new(&src);
-    let mut found = Vec::new();
-    for root in cands {
-        if found.len() >= MAX_SCAN_CANDIDATES {
-            break;
-        }
-        let dtb = Dtb { paging, root };
-        if check_dtb(&mem, dtb).valid && (paging != Paging::Pae || pae_self_map(&mem, root)) {
-            found.push(dtb);
+        Self {
+            paging,
+            limit_page,
+            candidates: std::sync::Mutex::new(Vec::new()),
         }
     }
-    found
+
+    /// True when some page of `spans` is one the scan looks at.
+    pub fn wants(&self, spans: &[ChunkSpan]) -> bool {
+        spans.iter().any(|s| s.gpa_page < self.limit_page)
+    }
+
+    /// Looks for candidate roots in a decoded chunk: `data` holds its pages (page `i` at
+    /// `i * PAGE_SIZE`), `spans` say where they are in guest memory.
+    pub fn observe(&self, data: &[u8], spans: &[ChunkSpan]) {
+        let mut out = Vec::new();
+        for span in spans {
+            for i in 0..span.pages {
+                let pfn = span.gpa_page + i as u64;
+                if pfn >= self.limit_page {
+                    break;
+                }
+                let p = (span.page_in_chunk + i) * PAGE_SIZE;
+                if let Some(page) = data.get(p..p + PAGE_SIZE) {
+                    page_candidates(page, pfn << 12, self.paging, &mut out);
+                }
+            }
+        }
+        // Bounded: a block of PAE-like garbage could otherwise offer 32K candidates.
+        out.truncate(MAX_CANDIDATES_PER_BLOCK);
+        if !out.is_empty() {
+            self.candidates
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(out);
+        }
+    }
+
+    /// The roots found: at most 8, lowest address first, each mapping kernel space.
+    pub fn roots(self, state: &dyn MemorySource) -> Vec<Dtb> {
+        let mut cands = self
+            .candidates
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner());
+        cands.sort_unstable();
+        let src = SourceMem(state);
+        let mem = CachedMem::new(&src);
+        let mut found = Vec::new();
+        for root in cands {
+            if found.len() >= MAX_SCAN_CANDIDATES {
+                break;
+            }
+            let dtb = Dtb {
+                paging: self.paging,
+                root,
+            };
+            if check_dtb(&mem, dtb).valid
+                && (self.paging != Paging::Pae || pae_self_map(&mem, root))
+            {
+                found.push(dtb);
+            }
+        }
+        found
+    }
+}
+
+/// Scans guest RAM for page-table roots of `paging` that map kernel space ([`RootScan`]),
+/// decoding the chunks it looks at in parallel. Returns at most 8 roots, lowest address
+/// first, from the first 8 GiB of guest RAM.
+pub fn scan_for_dtbs(state: &dyn MemorySource, paging: Paging) -> Vec<Dtb> {
+    use rayon::prelude::*;
+    let scan = RootScan::new(state, paging);
+    (0..state.chunk_count()).into_par_iter().for_each_init(
+        || vec![0u8; MAX_CHUNK_PAGES * PAGE_SIZE],
+        |buf, n| {
+            let spans = state.chunk_spans(n);
+            if scan.wants(&spans) && state.decode_chunk(n, buf).is_ok() {
+                scan.observe(buf, &spans);
+            }
+        },
+    );
+    scan.roots(state)
 }
 
 /// Roots of page tables that page `bytes` (at `gpa`) could be: a top-level table that maps

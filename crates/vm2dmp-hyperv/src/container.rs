@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use vm2dmp_formats::le;
+use vm2dmp_source::le;
 
 use std::path::Path;
 

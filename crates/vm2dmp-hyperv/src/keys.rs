@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use vm2dmp_formats::le;
+use vm2dmp_source::le;
 
 use vm2dmp_source::Result;
 

@@ -10,7 +10,7 @@ use std::time::{Instant, SystemTime};
 
 use rayon::prelude::*;
 use vm2dmp_guest::context::cpu_context;
-use vm2dmp_guest::PagePatches;
+use vm2dmp_guest::{PagePatches, RootScan, Roots};
 use vm2dmp_kdump::{consts, Arch, DumpHeaderInfo, DumpLayout, MemoryRun, PageBitmap};
 use vm2dmp_source::{
     mask_has, Architecture, Cancel, ChunkSpan, CpuState, Error, InputFile, MemorySource, PageMask,
@@ -152,7 +152,7 @@ fn header_info(
     state: &dyn MemorySource,
     opts: &ConvertOptions,
     notes: &mut Vec<String>,
-) -> Result<(Arch, DumpHeaderInfo, PagePatches)> {
+) -> Result<(Arch, DumpHeaderInfo)> {
     let no_cpu = CpuState::default();
     let boot = state.boot_vcpu().unwrap_or_else(|| {
         notes.push("the input holds no processor state: the dump's context record is empty".into());
@@ -197,7 +197,7 @@ fn header_info(
         .and_then(|p| std::fs::metadata(p).ok())
         .and_then(|m| m.modified().ok())
         .map_or(0, filetime);
-    let mut info = DumpHeaderInfo {
+    let info = DumpHeaderInfo {
         directory_table_base: dtb,
         number_processors: u32::try_from(state.vcpus().len()).unwrap_or(u32::MAX),
         bugcheck_code,
@@ -207,9 +207,75 @@ fn header_info(
         context: cpu_context(boot),
         ..DumpHeaderInfo::default()
     };
-    let kernel = vm2dmp_guest::find_kernel(state, opts.symbols.as_deref());
-    let patches = vm2dmp_guest::fill_header(state, &kernel, arch == Arch::X64, &mut info, notes);
-    Ok((arch, info, patches))
+    Ok((arch, info))
+}
+
+/// Kernel discovery for a conversion, with RAM decoded once. Through the processors' CR3
+/// values it costs a few page reads and is done before the pages are written; when it needs a
+/// scan of guest RAM for page-table roots, the scan looks at the chunks as the conversion
+/// decodes them ([`Discovery::Deferred`]) and discovery ends after the pass.
+enum Discovery {
+    /// The kernel was found (or cannot be: no paging), header fields filled.
+    Done(PagePatches),
+    /// The roots come from the conversion's pass.
+    Deferred(RootScan),
+}
+
+fn start_discovery(
+    state: &dyn MemorySource,
+    opts: &ConvertOptions,
+    arch: Arch,
+    info: &mut DumpHeaderInfo,
+    notes: &mut Vec<String>,
+) -> Discovery {
+    let symbols = opts.symbols.as_deref();
+    let kernel = vm2dmp_guest::find_kernel_with(state, symbols, Roots::Skip);
+    if !kernel.found() {
+        if let Some(paging) = vm2dmp_guest::scan_paging(state) {
+            return Discovery::Deferred(RootScan::new(state, paging));
+        }
+    }
+    Discovery::Done(vm2dmp_guest::fill_header(
+        state,
+        &kernel,
+        arch == Arch::X64,
+        info,
+        notes,
+    ))
+}
+
+/// Ends a deferred discovery with the roots its scan found: fills the header fields and
+/// returns the pages the dump stores patched.
+fn finish_discovery(
+    state: &dyn MemorySource,
+    opts: &ConvertOptions,
+    scan: RootScan,
+    arch: Arch,
+    info: &mut DumpHeaderInfo,
+    notes: &mut Vec<String>,
+) -> PagePatches {
+    let roots = scan.roots(state);
+    let kernel =
+        vm2dmp_guest::find_kernel_with(state, opts.symbols.as_deref(), Roots::Given(roots));
+    vm2dmp_guest::fill_header(state, &kernel, arch == Arch::X64, info, notes)
+}
+
+/// Writes patched pages over the pages the pass wrote (those the layout stores).
+fn write_patches(
+    out: &OutputFile,
+    layout: &DumpLayout,
+    patches: &PagePatches,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    for (pfn, page) in patches.in_range(0, u64::MAX) {
+        match layout.page_offset(*pfn) {
+            Some(off) => out.write_at(&page[..], off)?,
+            None => notes.push(format!(
+                "guest page {pfn:#x} is left out of the dump (all zero in the saved state), so its patched contents are not written"
+            )),
+        }
+    }
+    Ok(())
 }
 
 /// Guest RAM as dump runs (touching ranges merged by the layout).
@@ -340,8 +406,10 @@ fn write_chunk(
     out: &OutputFile,
     layout: &DumpLayout,
     patches: &PagePatches,
+    scan: Option<&RootScan>,
 ) -> Result<u64> {
     let spans = state.chunk_spans(n);
+    let scanned = scan.filter(|s| s.wants(&spans));
     let mut done = 0u64;
     let apply_patches = |span: &ChunkSpan| -> Result<()> {
         // Pages the dump stores changed (decoded KDBG, KPRCB contexts).
@@ -355,7 +423,8 @@ fn write_chunk(
     if spans.is_empty() {
         return Ok(0);
     }
-    if let Some(raw) = state.raw_chunk(n) {
+    // A chunk the root scan looks at is decoded, even one stored raw, so that it is read once.
+    if let Some(raw) = state.raw_chunk(n).filter(|_| scanned.is_none()) {
         let mut copied = true;
         for span in &spans {
             copied = copied && copy_span(out, layout, raw.file, raw.offset, span)?;
@@ -369,6 +438,9 @@ fn write_chunk(
         }
     }
     let zero_fill = state.decode_chunk(n, buf)?;
+    if let Some(scan) = scanned {
+        scan.observe(buf, &spans);
+    }
     for span in &spans {
         write_span(out, layout, buf, &zero_fill, span)?;
         apply_patches(span)?;
@@ -485,11 +557,15 @@ pub fn convert(
             path: target.to_path_buf(),
         });
     }
-    let (arch, info, patches) = header_info(state, opts, &mut notes)?;
+    let (arch, mut info) = header_info(state, opts, &mut notes)?;
+    let discovery = start_discovery(state, opts, arch, &mut info, &mut notes);
+    let (patches, scan) = match discovery {
+        Discovery::Done(p) => (p, None),
+        Discovery::Deferred(scan) => (PagePatches::default(), Some(scan)),
+    };
     let layout = plan(state, arch, opts, &patches, &mut notes, cancel)?;
     let size = layout.file_size();
     let out = OutputFile::create(target, size, size, opts.force)?;
-    out.write_at(&layout.header_bytes(&info), 0)?;
 
     let guest_pages = state.ram_pages();
     progress.start("converting", guest_pages * PAGE_SIZE as u64);
@@ -499,13 +575,19 @@ pub fn convert(
             if cancel.is_cancelled() {
                 return Err(Error::Cancelled);
             }
-            let done = write_chunk(state, n, buf, &out, &layout, &patches)?;
+            let done = write_chunk(state, n, buf, &out, &layout, &patches, scan.as_ref())?;
             progress.advance(done);
             Ok(())
         },
     );
     progress.finish();
     result?;
+    if let Some(scan) = scan {
+        let late = finish_discovery(state, opts, scan, arch, &mut info, &mut notes);
+        write_patches(&out, &layout, &late, &mut notes)?;
+    }
+    // The header last: kernel discovery may have ended only after the pass.
+    out.write_at(&layout.header_bytes(&info), 0)?;
     out.commit()?;
     let seconds = started.elapsed().as_secs_f64();
     let pages_written = layout.present_pages();

@@ -304,9 +304,8 @@ fn x86_pae_and_32_bit_guests_get_32_bit_headers() {
         );
         assert_eq!(r.pages_written, 2, "only the two non-zero pages");
         assert!(
-            r.notes
-                .iter()
-                .any(|n| n.contains("32-bit bitmap dump") && n.contains("full dumps that keep every page")),
+            r.notes.iter().any(|n| n.contains("32-bit bitmap dump")
+                && n.contains("full dumps that keep every page")),
             "{:?}",
             r.notes
         );

@@ -840,3 +840,49 @@ fn mismatched_symbols_are_refused() {
     assert!(r.info.notes.iter().any(|n| n.contains("missing.pdb")));
     check_full_dump(&r, true);
 }
+
+/// A conversion decodes each RAM block once, also when kernel discovery has to scan guest RAM
+/// for page-table roots (no processor's CR3 maps kernel space): the scan looks at the blocks
+/// the conversion decodes, and the header and patched pages are written after the pass.
+#[test]
+fn conversion_decodes_each_block_once_when_discovery_scans_ram() {
+    use crate::malformed_kernel_discovery::Counted;
+    use std::sync::atomic::Ordering;
+    use vm2dmp::MemorySource;
+    let clues = Clues {
+        all_cr3_user: true,
+        ..Clues::x64()
+    };
+    let (vm, truth) = guest::build(&clues);
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("guest.vmrs");
+    write_vmrs(&vm, &input).unwrap();
+    let state = SavedState::open(&input).unwrap();
+    let counted = Counted::new(&state);
+    let dump = dir.path().join("guest.dmp");
+    let report = convert(
+        &counted,
+        &dump,
+        &ConvertOptions::default(),
+        &NoProgress,
+        &Cancel::new(),
+    )
+    .unwrap();
+    let blocks_in_ram = (0..state.chunk_count())
+        .filter(|&n| !state.chunk_spans(n).is_empty())
+        .count() as u64;
+    assert_eq!(counted.decodes.load(Ordering::Relaxed), blocks_in_ram);
+    // Discovery still ended with the kernel: header fields and every KPRCB context.
+    assert_eq!(report.directory_table_base, truth.system_dtb);
+    let r = Run {
+        _dir: dir,
+        vm,
+        info: find_kernel(&state, None),
+        truth,
+        state,
+        dump,
+        report,
+        symbols: None,
+    };
+    check_full_dump(&r, true);
+}

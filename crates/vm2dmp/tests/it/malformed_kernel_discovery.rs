@@ -77,9 +77,21 @@ fn mz_everywhere(vps: u32, own_roots: bool) -> Vec<u8> {
 
 /// A source that counts the guest bytes read through it (reads and decoded chunks): the work
 /// kernel discovery does, measured without a clock.
-struct Counted<'a> {
-    inner: &'a SavedState,
-    bytes: AtomicU64,
+pub(crate) struct Counted<'a> {
+    pub inner: &'a SavedState,
+    pub bytes: AtomicU64,
+    /// Chunks decoded through the trait.
+    pub decodes: AtomicU64,
+}
+
+impl<'a> Counted<'a> {
+    pub fn new(inner: &'a SavedState) -> Self {
+        Self {
+            inner,
+            bytes: AtomicU64::new(0),
+            decodes: AtomicU64::new(0),
+        }
+    }
 }
 
 impl MemorySource for Counted<'_> {
@@ -97,6 +109,7 @@ impl MemorySource for Counted<'_> {
     }
     fn decode_chunk(&self, n: usize, out: &mut [u8]) -> vm2dmp::Result<PageMask> {
         self.bytes.fetch_add(out.len() as u64, Ordering::Relaxed);
+        self.decodes.fetch_add(1, Ordering::Relaxed);
         self.inner.decode_chunk(n, out)
     }
     fn read_phys(&self, gpa: u64, buf: &mut [u8]) -> vm2dmp::Result<()> {
@@ -116,10 +129,7 @@ fn discovery_work(vps: u32, own_roots: bool) -> (u64, usize) {
     let data = mz_everywhere(vps, own_roots);
     let len = data.len();
     let state = SavedState::from_bytes("mz.vmrs".as_ref(), data, None).unwrap();
-    let counted = Counted {
-        inner: &state,
-        bytes: AtomicU64::new(0),
-    };
+    let counted = Counted::new(&state);
     let k = vm2dmp::guest::find_kernel(&counted, None);
     assert!(k.image.is_none());
     (counted.bytes.load(Ordering::Relaxed), len)
