@@ -107,6 +107,7 @@ fn convert_once(
         force: true,
         comment: None,
         symbols: None,
+        write_path: vm2dmp::WritePath::default(),
     };
     let t = Instant::now();
     pool.install(|| convert(state, out, &opts, &NoProgress, &Cancel::new()).expect("convert"));

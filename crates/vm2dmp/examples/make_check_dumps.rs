@@ -170,8 +170,7 @@ fn main() {
             format,
             skip_zero,
             force: true,
-            comment: None,
-            symbols: None,
+            ..ConvertOptions::default()
         };
         convert(&state, &path, &opts, &NoProgress, &Cancel::new()).expect("convert");
         entries.push(entry(

@@ -14,7 +14,7 @@ use vm2dmp_guest::{PagePatches, RootScan, Roots};
 use vm2dmp_kdump::{consts, Arch, DumpHeaderInfo, DumpLayout, MemoryRun, PageBitmap};
 use vm2dmp_source::{
     mask_has, Architecture, Cancel, ChunkSpan, CpuState, Error, InputFile, MemorySource, PageMask,
-    Progress, Result, MAX_CHUNK_PAGES, PAGE_SIZE,
+    Progress, RawChunk, Result, MAX_CHUNK_PAGES, PAGE_SIZE,
 };
 
 use crate::output::OutputFile;
@@ -50,6 +50,20 @@ pub struct ConvertOptions {
     /// The kernel's PDB (`ntkrnlmp.pdb`) or a local symbol-store folder; used when it matches
     /// the kernel found in guest memory.
     pub symbols: Option<PathBuf>,
+    /// How decoded pages reach the file ([`WritePath::WriterThread`] by default).
+    pub write_path: WritePath,
+}
+
+/// How a conversion's decoded pages reach the dump file. Both give the same bytes; they differ
+/// in speed (benches/RESULTS-write-paths.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WritePath {
+    /// One writer thread does every write and file-to-file copy, fed by the decoding workers
+    /// through a bounded queue: the workers never wait on the output file's lock.
+    #[default]
+    WriterThread,
+    /// Each decoding worker writes its own pages with positioned writes.
+    Workers,
 }
 
 /// What a conversion did.
@@ -396,57 +410,213 @@ fn write_stretch(
     Ok(())
 }
 
-/// Writes the pages of chunk `n` (and the patched pages among them) at their offsets in the
-/// dump; returns the guest bytes done. A chunk stored raw in an input file is copied file to
-/// file inside the kernel where the platform can; any other is decoded into `buf`.
-fn write_chunk(
-    state: &dyn MemorySource,
-    n: usize,
-    buf: &mut [u8],
+/// Writes the patched pages among `spans` over the pages just written.
+fn write_patches_in(
     out: &OutputFile,
     layout: &DumpLayout,
     patches: &PagePatches,
-    scan: Option<&RootScan>,
-) -> Result<u64> {
-    let spans = state.chunk_spans(n);
-    let scanned = scan.filter(|s| s.wants(&spans));
-    let mut done = 0u64;
-    let apply_patches = |span: &ChunkSpan| -> Result<()> {
+    spans: &[ChunkSpan],
+) -> Result<()> {
+    for span in spans {
         // Pages the dump stores changed (decoded KDBG, KPRCB contexts).
         for (pfn, page) in patches.in_range(span.gpa_page, span.pages as u64) {
             if let Some(off) = layout.page_offset(*pfn) {
                 out.write_at(&page[..], off)?;
             }
         }
-        Ok(())
-    };
+    }
+    Ok(())
+}
+
+/// Guest bytes the spans cover.
+fn span_bytes(spans: &[ChunkSpan]) -> u64 {
+    spans.iter().map(|s| (s.pages * PAGE_SIZE) as u64).sum()
+}
+
+/// Copies a raw chunk's pages file to file (in the kernel where the platform can);
+/// `Ok(false)` when it could not, and the pages must be written from decoded bytes.
+fn copy_chunk(
+    out: &OutputFile,
+    layout: &DumpLayout,
+    raw: &RawChunk<'_>,
+    spans: &[ChunkSpan],
+) -> Result<bool> {
+    let mut copied = true;
+    for span in spans {
+        copied = copied && copy_span(out, layout, raw.file, raw.offset, span)?;
+    }
+    Ok(copied)
+}
+
+/// Writes the pages of decoded chunk `buf` at their offsets.
+fn write_decoded(
+    out: &OutputFile,
+    layout: &DumpLayout,
+    buf: &[u8],
+    zero_fill: &PageMask,
+    spans: &[ChunkSpan],
+) -> Result<()> {
+    for span in spans {
+        write_span(out, layout, buf, zero_fill, span)?;
+    }
+    Ok(())
+}
+
+/// Writes the pages of chunk `n` (and the patched pages among them) at their offsets in the
+/// dump from the calling worker; returns the guest bytes done. A chunk stored raw in an input
+/// file is copied file to file inside the kernel where the platform can; any other is decoded
+/// into `buf`.
+fn write_chunk(
+    state: &dyn MemorySource,
+    n: usize,
+    buf: &mut [u8],
+    sink: &Sink<'_>,
+    scan: Option<&RootScan>,
+) -> Result<u64> {
+    let spans = state.chunk_spans(n);
     if spans.is_empty() {
         return Ok(0);
     }
+    let scanned = scan.filter(|s| s.wants(&spans));
     // A chunk the root scan looks at is decoded, even one stored raw, so that it is read once.
-    if let Some(raw) = state.raw_chunk(n).filter(|_| scanned.is_none()) {
-        let mut copied = true;
-        for span in &spans {
-            copied = copied && copy_span(out, layout, raw.file, raw.offset, span)?;
+    let raw = state.raw_chunk(n).filter(|_| scanned.is_none());
+    let copied = match raw {
+        Some(r) => copy_chunk(sink.out, sink.layout, &r, &spans)?,
+        None => false,
+    };
+    if !copied {
+        let zero_fill = state.decode_chunk(n, buf)?;
+        if let Some(scan) = scanned {
+            scan.observe(buf, &spans);
         }
-        if copied {
-            for span in &spans {
-                apply_patches(span)?;
-                done += (span.pages * PAGE_SIZE) as u64;
+        write_decoded(sink.out, sink.layout, buf, &zero_fill, &spans)?;
+    }
+    write_patches_in(sink.out, sink.layout, sink.patches, &spans)?;
+    Ok(span_bytes(&spans))
+}
+
+/// Where a pass writes: the output, its layout, and the pages stored patched.
+struct Sink<'a> {
+    out: &'a OutputFile,
+    layout: &'a DumpLayout,
+    patches: &'a PagePatches,
+}
+
+/// What a decoding worker hands the writer thread.
+enum Job {
+    /// Chunk `n` is stored raw: copy it file to file (or decode it, where that cannot be).
+    Copy { n: usize, spans: Vec<ChunkSpan> },
+    /// Decoded pages of a chunk.
+    Pages {
+        spans: Vec<ChunkSpan>,
+        buf: Vec<u8>,
+        zero_fill: PageMask,
+    },
+}
+
+/// The conversion's pass over every chunk: decoded by the rayon workers, written by them
+/// ([`WritePath::Workers`]) or by one writer thread they feed ([`WritePath::WriterThread`]).
+fn pass(
+    state: &dyn MemorySource,
+    sink: &Sink<'_>,
+    scan: Option<&RootScan>,
+    path: WritePath,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<()> {
+    if path == WritePath::Workers {
+        return (0..state.chunk_count()).into_par_iter().try_for_each_init(
+            || vec![0u8; MAX_CHUNK_PAGES * PAGE_SIZE],
+            |buf, n| -> Result<()> {
+                if cancel.is_cancelled() {
+                    return Err(Error::Cancelled);
+                }
+                progress.advance(write_chunk(state, n, buf, sink, scan)?);
+                Ok(())
+            },
+        );
+    }
+    // Bounded: at most this many decoded chunks wait for the writer (memory stays flat).
+    let queue = 2 * rayon::current_num_threads();
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(queue);
+    let free: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
+    let take_buf = || {
+        free.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop()
+            .unwrap_or_else(|| vec![0u8; MAX_CHUNK_PAGES * PAGE_SIZE])
+    };
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(|| -> Result<()> {
+            for job in rx {
+                let (spans, buf) = match job {
+                    Job::Copy { n, spans } => {
+                        let copied = state
+                            .raw_chunk(n)
+                            .map(|r| copy_chunk(sink.out, sink.layout, &r, &spans))
+                            .transpose()?
+                            .unwrap_or(false);
+                        if copied {
+                            (spans, None)
+                        } else {
+                            let mut buf = take_buf();
+                            let zero_fill = state.decode_chunk(n, &mut buf)?;
+                            write_decoded(sink.out, sink.layout, &buf, &zero_fill, &spans)?;
+                            (spans, Some(buf))
+                        }
+                    }
+                    Job::Pages {
+                        spans,
+                        buf,
+                        zero_fill,
+                    } => {
+                        write_decoded(sink.out, sink.layout, &buf, &zero_fill, &spans)?;
+                        (spans, Some(buf))
+                    }
+                };
+                write_patches_in(sink.out, sink.layout, sink.patches, &spans)?;
+                progress.advance(span_bytes(&spans));
+                if let Some(buf) = buf {
+                    free.lock().unwrap_or_else(|p| p.into_inner()).push(buf);
+                }
             }
-            return Ok(done);
-        }
-    }
-    let zero_fill = state.decode_chunk(n, buf)?;
-    if let Some(scan) = scanned {
-        scan.observe(buf, &spans);
-    }
-    for span in &spans {
-        write_span(out, layout, buf, &zero_fill, span)?;
-        apply_patches(span)?;
-        done += (span.pages * PAGE_SIZE) as u64;
-    }
-    Ok(done)
+            Ok(())
+        });
+        let decoded =
+            (0..state.chunk_count())
+                .into_par_iter()
+                .try_for_each_with(tx, |tx, n| -> Result<()> {
+                    if cancel.is_cancelled() {
+                        return Err(Error::Cancelled);
+                    }
+                    let spans = state.chunk_spans(n);
+                    if spans.is_empty() {
+                        return Ok(());
+                    }
+                    let scanned = scan.filter(|s| s.wants(&spans));
+                    let job = if scanned.is_none() && state.raw_chunk(n).is_some() {
+                        Job::Copy { n, spans }
+                    } else {
+                        let mut buf = take_buf();
+                        let zero_fill = state.decode_chunk(n, &mut buf)?;
+                        if let Some(scan) = scanned {
+                            scan.observe(&buf, &spans);
+                        }
+                        Job::Pages {
+                            spans,
+                            buf,
+                            zero_fill,
+                        }
+                    };
+                    // The writer stopped on an error: it is the one to report.
+                    tx.send(job).map_err(|_| Error::Cancelled)
+                });
+        let written = writer
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        // The writer's error first: a worker saw only that the writer stopped.
+        written.and(decoded)
+    })
 }
 
 /// Chooses the layout: full when possible and wanted, else bitmap (with zero pages left out
@@ -569,16 +739,18 @@ pub fn convert(
 
     let guest_pages = state.ram_pages();
     progress.start("converting", guest_pages * PAGE_SIZE as u64);
-    let result = (0..state.chunk_count()).into_par_iter().try_for_each_init(
-        || vec![0u8; MAX_CHUNK_PAGES * PAGE_SIZE],
-        |buf, n| -> Result<()> {
-            if cancel.is_cancelled() {
-                return Err(Error::Cancelled);
-            }
-            let done = write_chunk(state, n, buf, &out, &layout, &patches, scan.as_ref())?;
-            progress.advance(done);
-            Ok(())
-        },
+    let sink = Sink {
+        out: &out,
+        layout: &layout,
+        patches: &patches,
+    };
+    let result = pass(
+        state,
+        &sink,
+        scan.as_ref(),
+        opts.write_path,
+        progress,
+        cancel,
     );
     progress.finish();
     result?;

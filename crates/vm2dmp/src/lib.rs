@@ -51,7 +51,7 @@ pub use vm2dmp_hyperv as hyperv;
 pub use vm2dmp_kdump as kdump;
 pub use vm2dmp_source as source;
 
-pub use convert::{convert, ConvertOptions, ConvertReport, DumpFormat};
+pub use convert::{convert, ConvertOptions, ConvertReport, DumpFormat, WritePath};
 pub use dump::{verify, DumpFile, VerifyReport};
 pub use hyperv::SavedState;
 pub use source::{Cancel, CpuState, Error, MemorySource, NoProgress, Progress, Result};

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use vm2dmp::kdump::{Arch, KernelDump};
 use vm2dmp::{
     convert, verify, Cancel, ConvertOptions, DumpFile, DumpFormat, Error, NoProgress, Progress,
-    SavedState,
+    SavedState, WritePath,
 };
 use vm2dmp_synth::{
     write_vmrs, write_vsv_bin, BlockEncoding, MixedContent, PagePolicy, PageSource, SparsePages,
@@ -232,6 +232,57 @@ fn raw_blocks_copied_or_written_give_the_same_dump() {
             "{format:?}: page data differs"
         );
         check_with_kdmp_parser(&a, &vm, format == DumpFormat::Bitmap, false);
+    }
+}
+
+/// Both write paths (one writer thread fed by the decoders, or every decoder writing) give
+/// the same bytes, for decoded pages, raw blocks copied file to file and skipped zero pages,
+/// with one and with several workers.
+#[test]
+fn write_paths_give_identical_dumps() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut vm = x64_vm(4);
+    for b in [0, 3, 6] {
+        vm.block_encoding.insert(b, BlockEncoding::RawBlock);
+    }
+    let vmrs = dir.path().join("paths.vmrs");
+    write_vmrs(&vm, &vmrs).unwrap();
+    let state = SavedState::open(&vmrs).unwrap();
+    for (format, skip_zero) in [(DumpFormat::Full, false), (DumpFormat::Bitmap, true)] {
+        let mut dumps = Vec::new();
+        for threads in [1, 3] {
+            for write_path in [WritePath::WriterThread, WritePath::Workers] {
+                let out = dir.path().join(format!(
+                    "{format:?}-{skip_zero}-{threads}-{write_path:?}.dmp"
+                ));
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                pool.install(|| {
+                    convert_to(
+                        &state,
+                        &out,
+                        ConvertOptions {
+                            format,
+                            skip_zero,
+                            write_path,
+                            ..Default::default()
+                        },
+                    )
+                });
+                dumps.push((out.clone(), std::fs::read(&out).unwrap()));
+            }
+        }
+        for (path, bytes) in &dumps[1..] {
+            assert!(
+                *bytes == dumps[0].1,
+                "{} differs from {}",
+                path.display(),
+                dumps[0].0.display()
+            );
+        }
+        check_with_kdmp_parser(&dumps[0].0, &vm, format == DumpFormat::Bitmap, skip_zero);
     }
 }
 
