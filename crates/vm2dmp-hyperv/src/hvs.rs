@@ -1,40 +1,35 @@
 //! Reader of the HVS container (`.vmrs`, `.vmcx`): active header, replay log, object tables,
 //! key tables and the key tree. Layout: docs/hyperv-saved-state.md section 3.
+//!
+//! This module chooses the header, walks the object tables and parses the key tables; the
+//! replay log is checked and replayed in `replay`, and the entries are linked into the key
+//! tree in `key_tree`.
+
+mod key_tree;
+mod replay;
 
 use std::collections::{HashMap, HashSet};
 
 use vm2dmp_formats::crc32_with_zeroed_field as crc;
 use vm2dmp_formats::hvs::{
-    key_type, object_type, FileHeader, KeyEntryHeader, KeyTableHeader, ObjectEntry, ReplayLogEntry,
-    ReplayLogHeader, FILE_OBJECT_POINTER_SIZE, FILE_SIGNATURE, FIRST_OBJECT_TABLE,
-    FORMAT_VERSION_4_0, HEADER_COPY_OFFSETS, KEY_FLAG_FILE_OBJECT, KEY_TABLE_SIGNATURE,
-    MIN_FILE_SIZE, OBJECT_TABLE_HEADER_SIZE, OBJECT_TABLE_SIGNATURE, REPLAY_LOG_SIGNATURE,
+    key_type, object_type, FileHeader, KeyEntryHeader, KeyTableHeader, ObjectEntry,
+    FILE_OBJECT_POINTER_SIZE, FILE_SIGNATURE, FIRST_OBJECT_TABLE, FORMAT_VERSION_4_0,
+    HEADER_COPY_OFFSETS, KEY_FLAG_FILE_OBJECT, KEY_TABLE_SIGNATURE, MIN_FILE_SIZE,
+    OBJECT_TABLE_HEADER_SIZE, OBJECT_TABLE_SIGNATURE,
 };
 use vm2dmp_formats::le;
 
 use crate::value::{Value, ValueType};
+use key_tree::{build_tree, KeyTree, RawKey};
+use replay::apply_replay_log;
+use vm2dmp_source::InputFile;
 use vm2dmp_source::Result;
-use vm2dmp_source::{InputFile, Patch};
 
-/// Deepest key path we follow; real files nest about six levels.
-const MAX_KEY_DEPTH: usize = 256;
+pub use replay::ReplayLogStatus;
 
 /// Most bytes of key paths listed at once: real files have a few thousand keys (a 1 TiB
 /// guest's 2^20 RAM blocks take about 25 MiB of paths).
 pub(crate) const MAX_LISTED_PATH_BYTES: usize = 64 << 20;
-
-/// What the replay log said and what we did with it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
-pub struct ReplayLogStatus {
-    /// Entries not yet applied to the file body (a "dirty" file).
-    pub pending_entries: u32,
-    /// Whether those entries were applied to an in-memory overlay before reading.
-    pub replayed: bool,
-    /// The log region the header declares runs past the end of the file (a trimmed or
-    /// truncated copy). Accepted while the log header and any pending entry are inside it.
-    pub region_past_end: bool,
-}
 
 /// A parsed HVS file: the key tree with every value located in the file.
 #[derive(Debug)]
@@ -42,15 +37,6 @@ pub(crate) struct HvsFile {
     pub header: FileHeader,
     pub replay: ReplayLogStatus,
     keys: KeyTree,
-}
-
-/// A key entry before its path is known.
-struct RawKey {
-    table_index: u16,
-    offset_in_table: u32,
-    header: KeyEntryHeader,
-    name: String,
-    value: Option<Value>,
 }
 
 impl HvsFile {
@@ -215,137 +201,6 @@ fn choose_header(file: &InputFile) -> Result<FileHeader> {
         ));
     }
     Ok(header)
-}
-
-fn apply_replay_log(
-    file: &mut InputFile,
-    header: &FileHeader,
-    replay: bool,
-) -> Result<ReplayLogStatus> {
-    let ctx = file.ctx.clone();
-    let log_off = header.replay_log_offset;
-    let log_size = header.replay_log_size;
-    let hdr_area = u64::from(header.replay_log_header_size);
-    if log_off == 0 && log_size == 0 {
-        return Ok(ReplayLogStatus::default());
-    }
-    // The region may run past the end of the file: copies are seen with the unused tail of
-    // the log cut off. What is read of it (header, pending entries) must be inside.
-    let log_end = log_off.checked_add(log_size);
-    if log_end.is_none()
-        || log_off >= file.len()
-        || log_off < FIRST_OBJECT_TABLE
-        || hdr_area < ReplayLogHeader::SIZE as u64
-        || hdr_area > log_size
-    {
-        return Err(ctx.corrupt(
-            "replay log",
-            log_off,
-            format!(
-                "log region {log_off:#x}+{log_size:#x} (header area {hdr_area:#x}) does not fit the file ({:#x} bytes)",
-                file.len()
-            ),
-        ));
-    }
-    let hb = file.bytes(log_off, ReplayLogHeader::SIZE as u64, "replay log header")?;
-    let h = ReplayLogHeader::parse(&hb)
-        .ok_or_else(|| ctx.corrupt("replay log header", log_off, "truncated"))?;
-    if h.signature != REPLAY_LOG_SIGNATURE {
-        return Err(ctx.corrupt(
-            "replay log header",
-            log_off,
-            format!("bad signature {:#010x}", h.signature),
-        ));
-    }
-    if crc(&hb, ReplayLogHeader::CHECKSUM_AT) != h.checksum {
-        return Err(ctx.corrupt("replay log header", log_off, "checksum mismatch"));
-    }
-    let slots = (hdr_area - ReplayLogHeader::SIZE as u64) / ReplayLogEntry::SIZE as u64;
-    if u64::from(h.max_entries) > slots || h.current_entries > h.max_entries {
-        return Err(ctx.corrupt(
-            "replay log header",
-            log_off,
-            format!(
-                "{} pending of {} entries, but the header area holds {slots}",
-                h.current_entries, h.max_entries
-            ),
-        ));
-    }
-    let mut status = ReplayLogStatus {
-        pending_entries: h.current_entries,
-        replayed: false,
-        region_past_end: log_end.is_some_and(|e| e > file.len()),
-    };
-    if h.current_entries == 0 || !replay {
-        return Ok(status);
-    }
-    // Each entry's data is its own stretch of the log: entries sharing data would let a small
-    // log stand for any amount of replayed bytes.
-    let mut data: Vec<(u64, u64, u64)> = (0..u64::from(h.current_entries))
-        .filter_map(|i| {
-            let eo = log_off + ReplayLogHeader::SIZE as u64 + i * ReplayLogEntry::SIZE as u64;
-            let eb = file
-                .bytes(eo, ReplayLogEntry::SIZE as u64, "replay log entry")
-                .ok()?;
-            ReplayLogEntry::parse(&eb).map(|e| (e.data_offset, u64::from(e.size), eo))
-        })
-        .collect();
-    data.sort_unstable();
-    for w in data.windows(2) {
-        if w[0].0.saturating_add(w[0].1) > w[1].0 {
-            return Err(ctx.corrupt(
-                "replay log entry",
-                w[1].2,
-                "pending entries overlap each other's data in the log",
-            ));
-        }
-    }
-    let mut patches = Vec::with_capacity((h.current_entries as usize).min(1024));
-    for i in 0..u64::from(h.current_entries) {
-        let eo = log_off + ReplayLogHeader::SIZE as u64 + i * ReplayLogEntry::SIZE as u64;
-        let eb = file.bytes(eo, ReplayLogEntry::SIZE as u64, "replay log entry")?;
-        let e = ReplayLogEntry::parse(&eb)
-            .ok_or_else(|| ctx.corrupt("replay log entry", eo, "truncated"))?;
-        if crc(&eb, ReplayLogEntry::CHECKSUM_AT) != e.entry_checksum {
-            return Err(ctx.corrupt("replay log entry", eo, "checksum mismatch"));
-        }
-        let size = u64::from(e.size);
-        let data_ok = e.data_offset >= hdr_area
-            && e.data_offset
-                .checked_add(size)
-                .is_some_and(|x| x <= log_size);
-        let dest_end = e.destination_offset.checked_add(size);
-        let dest_ok = dest_end.is_some_and(|x| x <= file.len())
-            && e.destination_offset >= FIRST_OBJECT_TABLE
-            && dest_end.is_some_and(|x| x <= log_off || e.destination_offset >= log_off + log_size);
-        if !data_ok || !dest_ok {
-            return Err(ctx.corrupt(
-                "replay log entry",
-                eo,
-                format!(
-                    "entry {i}: {size} bytes from log offset {:#x} to file offset {:#x} do not fit",
-                    e.data_offset, e.destination_offset
-                ),
-            ));
-        }
-        let data = file.bytes(log_off + e.data_offset, size, "replay log data")?;
-        if crc32fast::hash(&data) != e.data_checksum {
-            return Err(ctx.corrupt(
-                "replay log data",
-                log_off + e.data_offset,
-                format!("entry {i}: data checksum mismatch"),
-            ));
-        }
-        patches.push(Patch {
-            offset: e.destination_offset,
-            data: data.into_owned(),
-        });
-    }
-    // Later entries win: apply in order by keeping the list order and letting `bytes` apply
-    // them one after another.
-    file.set_patches(patches);
-    status.replayed = true;
-    Ok(status)
 }
 
 fn walk_object_tables(file: &InputFile, header: &FileHeader) -> Result<Vec<ObjectEntry>> {
@@ -663,173 +518,4 @@ fn parse_key_table(
         );
     }
     Ok(())
-}
-
-/// The key tree: every entry once, its children indexed by name. Paths are resolved by walking
-/// the tree, never stored whole, so memory stays proportional to the key tables.
-#[derive(Debug, Default)]
-struct KeyTree {
-    root: HashMap<String, Vec<usize>>,
-    nodes: Vec<KeyNode>,
-}
-
-#[derive(Debug)]
-struct KeyNode {
-    value: Value,
-    children: HashMap<String, Vec<usize>>,
-}
-
-impl KeyTree {
-    /// Every entry with its path, sorted by path; `None` when the paths would add up to more
-    /// than `max_bytes` (deep trees of long names: a path can reach 256 names of 254 bytes
-    /// while each entry takes a few dozen bytes of the file). The tree was checked to be
-    /// acyclic and at most `MAX_KEY_DEPTH` deep when it was built.
-    fn all(&self, max_bytes: usize) -> Option<Vec<(String, Value)>> {
-        fn walk(
-            tree: &KeyTree,
-            level: &HashMap<String, Vec<usize>>,
-            path: &mut String,
-            out: &mut Vec<(String, Value)>,
-            left: &mut usize,
-        ) -> Option<()> {
-            for (name, indices) in level {
-                for node in indices.iter().filter_map(|&i| tree.nodes.get(i)) {
-                    let keep = path.len();
-                    path.push('/');
-                    path.push_str(name);
-                    *left = left.checked_sub(path.len())?;
-                    out.push((path.clone(), node.value));
-                    walk(tree, &node.children, path, out, left)?;
-                    path.truncate(keep);
-                }
-            }
-            Some(())
-        }
-        let mut out = Vec::with_capacity(self.nodes.len().min(1 << 20));
-        let mut left = max_bytes;
-        walk(self, &self.root, &mut String::new(), &mut out, &mut left)?;
-        out.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.entry_offset.cmp(&b.1.entry_offset)));
-        Some(out)
-    }
-
-    /// The entries at `path`; an error if an intermediate component is ambiguous.
-    fn lookup(&self, file: &InputFile, path: &str) -> Result<Vec<Value>> {
-        let mut level = &self.root;
-        let mut parts = path.split('/').filter(|c| !c.is_empty()).peekable();
-        while let Some(name) = parts.next() {
-            let found = level.get(name).map(Vec::as_slice).unwrap_or(&[]);
-            if parts.peek().is_none() {
-                return Ok(found.iter().map(|&i| self.nodes[i].value).collect());
-            }
-            match found {
-                [] => return Ok(Vec::new()),
-                [i] => level = &self.nodes[*i].children,
-                [i, ..] => {
-                    return Err(file.ctx.corrupt(
-                        "key table entry",
-                        self.nodes[*i].value.entry_offset,
-                        format!(
-                            "ambiguous key {path}: several entries named {name} share a parent"
-                        ),
-                    ))
-                }
-            }
-        }
-        Ok(Vec::new())
-    }
-}
-
-fn build_tree(file: &InputFile, raw: HashMap<(u16, u32), RawKey>) -> Result<KeyTree> {
-    let ctx = &file.ctx;
-    let mut keys: Vec<RawKey> = raw.into_values().collect();
-    keys.sort_by_key(|k| (k.table_index, k.offset_in_table));
-    let index: HashMap<(u16, u32), usize> = keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| ((k.table_index, k.offset_in_table), i))
-        .collect();
-    let entry_at = |k: &RawKey| k.value.map_or(0, |v| v.entry_offset);
-    // Parent of every key (None: a child of the root), checked to exist and to be a node.
-    let mut parents: Vec<Option<usize>> = Vec::with_capacity(keys.len());
-    for k in &keys {
-        let parent = (k.header.parent_table, k.header.parent_offset);
-        if parent == (0, 0) {
-            parents.push(None);
-            continue;
-        }
-        let p = *index.get(&parent).ok_or_else(|| {
-            ctx.corrupt(
-                "key table entry",
-                entry_at(k),
-                format!(
-                    "key {} names a parent (table {}, offset {:#x}) that does not exist",
-                    k.name, parent.0, parent.1
-                ),
-            )
-        })?;
-        if keys[p].header.key_type != key_type::NODE {
-            return Err(ctx.corrupt(
-                "key table entry",
-                entry_at(k),
-                format!("parent of key {} is not a node", k.name),
-            ));
-        }
-        parents.push(Some(p));
-    }
-    // Depth of every key, iteratively with memory: a chain longer than MAX_KEY_DEPTH is a
-    // cycle or absurd nesting.
-    let mut depth: Vec<Option<usize>> = vec![None; keys.len()];
-    for (start, start_key) in keys.iter().enumerate() {
-        let mut chain = Vec::new();
-        let mut cur = Some(start);
-        let base = loop {
-            match cur {
-                None => break 0,
-                Some(i) => {
-                    if let Some(d) = depth[i] {
-                        break d;
-                    }
-                    if chain.len() >= MAX_KEY_DEPTH {
-                        return Err(ctx.corrupt(
-                            "key table entry",
-                            entry_at(start_key),
-                            "key parents form a cycle or nest too deep",
-                        ));
-                    }
-                    chain.push(i);
-                    cur = parents[i];
-                }
-            }
-        };
-        // A chain that stops at a key of known depth adds to it: the whole depth is bounded,
-        // not only the part walked here.
-        if base + chain.len() > MAX_KEY_DEPTH {
-            return Err(ctx.corrupt(
-                "key table entry",
-                entry_at(start_key),
-                format!("keys nest more than {MAX_KEY_DEPTH} levels deep"),
-            ));
-        }
-        for (n, &i) in chain.iter().rev().enumerate() {
-            depth[i] = Some(base + n + 1);
-        }
-    }
-    let mut tree = KeyTree::default();
-    let mut names = Vec::with_capacity(keys.len());
-    for k in keys {
-        let Some(value) = k.value else { continue };
-        tree.nodes.push(KeyNode {
-            value,
-            children: HashMap::new(),
-        });
-        names.push(k.name);
-    }
-    for (i, name) in names.into_iter().enumerate() {
-        let level = match parents[i] {
-            None => &mut tree.root,
-            Some(p) => &mut tree.nodes[p].children,
-        };
-        level.entry(name).or_default().push(i);
-    }
-    Ok(tree)
 }
