@@ -2,7 +2,8 @@
 
 use vm2dmp_kdump::{consts, DumpHeaderInfo};
 
-use super::{build_patches, KernelInfo, PagePatches};
+use super::info::KernelInfo;
+use super::patch::{build_patches, PagePatches};
 use crate::context::cpu_context;
 use vm2dmp_source::MemorySource;
 

@@ -4,10 +4,10 @@
 
 use vm2dmp_kdump::CpuContext;
 
+use super::info::KernelInfo;
 use super::kdbg::offsets as ko;
 use super::translate::SourceMem;
 use super::translate::{translate, CachedMem, Dtb, PhysMem};
-use super::KernelInfo;
 use vm2dmp_source::{CpuState, MemorySource};
 
 /// Whole replacement pages by guest page number, sorted.
