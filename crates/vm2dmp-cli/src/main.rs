@@ -3,7 +3,6 @@
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -11,19 +10,10 @@ use clap::{CommandFactory, Parser, Subcommand};
 mod batch;
 mod convert;
 mod dumpinfo;
+mod exit;
 mod info;
 mod keys;
 mod list;
-
-/// Exit codes (documented in README).
-pub(crate) mod exit {
-    /// Some inputs failed, or the output could not be written.
-    pub const FAILED: u8 = 1;
-    /// Bad usage, or an input that cannot be read.
-    pub const BAD_INPUT: u8 = 2;
-    /// Stopped by Ctrl-C (SIGINT), SIGTERM or SIGHUP: 128 + SIGINT, as shells report it.
-    pub const INTERRUPTED: u8 = 130;
-}
 
 #[derive(Parser, Debug)]
 #[command(
@@ -144,34 +134,24 @@ impl From<vm2dmp::Error> for CliError {
     }
 }
 
-/// Prints one error line and gives the exit code for it.
-fn report(e: &CliError) -> ExitCode {
+/// The exit code for an error.
+fn exit_code(e: &CliError) -> u8 {
     match e {
-        CliError::Usage(m) => {
-            eprintln!("vm2dmp: error: {m}");
-            ExitCode::from(exit::BAD_INPUT)
-        }
-        CliError::Failed(m) => {
-            eprintln!("vm2dmp: error: {m}");
-            ExitCode::from(exit::FAILED)
-        }
-        CliError::Interrupted(_) | CliError::Lib(vm2dmp::Error::Cancelled) => {
-            eprintln!("vm2dmp: error: {}", e.message());
-            ExitCode::from(exit::INTERRUPTED)
-        }
+        CliError::Usage(_) => exit::BAD_INPUT,
+        CliError::Failed(_) => exit::FAILED,
+        CliError::Interrupted(_) | CliError::Lib(vm2dmp::Error::Cancelled) => exit::INTERRUPTED,
         CliError::Lib(e) => {
-            eprintln!("vm2dmp: error: {e}");
             let usage = matches!(e, vm2dmp::Error::OutputExists { .. });
-            ExitCode::from(if e.is_input_error() || usage {
+            if e.is_input_error() || usage {
                 exit::BAD_INPUT
             } else {
                 exit::FAILED
-            })
+            }
         }
     }
 }
 
-fn main() -> ExitCode {
+fn main() {
     // A panic is a bug: one line saying so, where and why, instead of Rust's report. Panics
     // the library catches and turns into errors (a malformed PDB) are not reported twice.
     std::panic::set_hook(Box::new(|info| {
@@ -199,14 +179,15 @@ fn main() -> ExitCode {
         // second signal (work between blocks, e.g. opening a large state, does not look at
         // the flag), end the process at once with 130; a temporary output is then left under
         // its hidden name, never under the target name. Without a handler a signal still
-        // stops the process the same way.
+        // stops the process the same way. This handler and the end of `main` both end the
+        // process through `exit::finish`: whichever comes first prints the one final line
+        // and gives the exit code, the other prints nothing.
         let cancellable = matches!(cli.command, Command::Convert(_) | Command::Verify(_));
         let signals = std::sync::atomic::AtomicUsize::new(0);
         let _ = ctrlc::set_handler(move || {
             let earlier = signals.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             if !cancellable || earlier > 0 {
-                eprintln!("vm2dmp: error: interrupted");
-                std::process::exit(i32::from(exit::INTERRUPTED));
+                exit::finish(Some("interrupted"), exit::INTERRUPTED);
             }
             cancel.cancel();
         });
@@ -222,7 +203,7 @@ fn main() -> ExitCode {
         } => info::run(&input, json, symbols.as_deref()).map_err(CliError::from),
         Command::Verify(args) => match dumpinfo::verify(&args, &cancel) {
             Ok(true) => Ok(()),
-            Ok(false) => return ExitCode::from(exit::FAILED),
+            Ok(false) => exit::finish(None, exit::FAILED),
             Err(e) => Err(e),
         },
         Command::Convert(args) => convert::run(&args, cancel),
@@ -236,7 +217,7 @@ fn main() -> ExitCode {
         }
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => report(&e),
+        Ok(()) => exit::finish(None, exit::OK),
+        Err(e) => exit::finish(Some(&e.message()), exit_code(&e)),
     }
 }
