@@ -1,8 +1,5 @@
 //! A conversion stopped midway — by SIGINT, SIGTERM, or a disk that fills up while the dump is
 //! written — exits non-zero with one line and leaves nothing in the output folder.
-#![cfg(target_os = "linux")]
-
-mod common;
 
 use std::io::{Read as _, Write as _};
 use std::os::unix::net::UnixStream;
@@ -11,6 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use vm2dmp_synth::{write_vmrs, BlockEncoding, PagePolicy, SynthVm, SynthVp};
+
+use crate::common;
 
 /// An x64 guest of `gib` GiB whose pages are all non-zero 8-byte patterns: the input is a few
 /// MiB of fill tokens, while the dump needs every page written (no zero runs to leave as
