@@ -244,6 +244,10 @@ fn second_sigint_ends_at_once() {
 /// is full, so the write waits) when the second signal arrives and is handled: that line
 /// alone, exit 130.
 #[test]
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    ignore = "system call numbers known for x86_64 and aarch64 only"
+)]
 fn second_signal_after_cancellation_is_reported_adds_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("guest.vmrs");
@@ -304,12 +308,11 @@ fn full_socket() -> (UnixStream, UnixStream) {
 }
 
 /// The numbers of the `write` and `futex` system calls, as `/proc/PID/task/TID/syscall`
-/// shows them.
+/// shows them: x86_64, and the generic table of aarch64 (the test that uses them runs on
+/// these two only).
 #[cfg(target_arch = "x86_64")]
 const SYS_WRITE_FUTEX: (u64, u64) = (1, 202);
-#[cfg(any(target_arch = "x86", target_arch = "arm"))]
-const SYS_WRITE_FUTEX: (u64, u64) = (4, 240);
-#[cfg(not(any(target_arch = "x86_64", target_arch = "x86", target_arch = "arm")))]
+#[cfg(not(target_arch = "x86_64"))]
 const SYS_WRITE_FUTEX: (u64, u64) = (64, 98);
 
 /// The system call a thread is blocked in and its first argument, or `None` while it runs.
