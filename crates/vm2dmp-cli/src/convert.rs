@@ -1,117 +1,18 @@
 //! `vm2dmp convert`: one saved state to one kernel dump with a progress bar, or many inputs
-//! into a folder (`--out-dir`, see `batch.rs`).
+//! into a folder (`--out-dir`, see `batch/`).
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use vm2dmp::{folders::DiscoverOptions, Cancel, ConvertOptions, DumpFormat, SavedState};
 
-use crate::{CliError, InputArgs};
-
-#[derive(clap::Args, Debug)]
-#[command(after_help = "Examples:
-  vm2dmp convert vm.vmrs vm.dmp
-  vm2dmp convert vm.vsv vm.dmp --bin /elsewhere/vm.bin
-  vm2dmp convert 'D:/VMs/Web01' --checkpoint 'Before update' web01.dmp
-  vm2dmp convert 'D:/VMs/Web01/Virtual Hard Disks/web01_6C1F....avhdx' web01.dmp
-  vm2dmp convert --out-dir dumps --jobs 2 --report report.json 'D:/Hyper-V' '/cases/*.vmrs'
-
-With --out-dir every input may be a saved-state file, a VM folder, a Hyper-V root folder, a
-virtual disk or a glob; folders give every VM state and checkpoint with memory. A failing input
-does not stop the others. Dumps already complete in the output folder are kept (--force writes
-them again). Exit code 1 when any input failed.")]
-pub(crate) struct ConvertArgs {
-    #[command(flatten)]
-    pub input: InputArgs,
-    /// The dump file to write; with --out-dir, more inputs
-    #[arg(value_name = "OUTPUT|MORE")]
-    pub more: Vec<PathBuf>,
-    /// Write one dump per memory image into this folder (named after VM and checkpoint)
-    #[arg(long, short = 'o', value_name = "DIR")]
-    pub out_dir: Option<PathBuf>,
-    /// In a VM folder, the checkpoint (or VM) to convert, by name or GUID
-    #[arg(long, value_name = "NAME|GUID")]
-    pub checkpoint: Option<String>,
-    /// Inputs converted at the same time with --out-dir (pages are always converted in parallel)
-    #[arg(long, short = 'j', value_name = "N")]
-    pub jobs: Option<usize>,
-    /// Write a JSON report of every input (input, output, status, pages, bytes, seconds, error)
-    #[arg(long, value_name = "FILE")]
-    pub report: Option<PathBuf>,
-    /// Page layout: auto (full dump unless the memory map needs a bitmap), full, or bitmap
-    #[arg(long, value_enum, default_value = "auto")]
-    pub format: FormatArg,
-    /// Leave out all-zero pages (bitmap dump; readers then show those pages as missing)
-    #[arg(long)]
-    pub skip_zero: bool,
-    /// Overwrite the output file if it exists
-    #[arg(long)]
-    pub force: bool,
-    /// No progress bar and no notes
-    #[arg(short, long)]
-    pub quiet: bool,
-    /// Say which files and checkpoints are read, and every note
-    #[arg(short, long, conflicts_with = "quiet")]
-    pub verbose: bool,
-    /// Print the result as JSON on standard output
-    #[arg(long)]
-    pub json: bool,
-    /// Worker threads (default: one per core)
-    #[arg(long, value_name = "N")]
-    pub threads: Option<usize>,
-    /// The kernel's PDB (ntkrnlmp.pdb) or a local symbol-store folder, used when it matches
-    #[arg(long, value_name = "PATH")]
-    pub symbols: Option<PathBuf>,
-}
-
-#[derive(clap::ValueEnum, Debug, Clone, Copy)]
-pub(crate) enum FormatArg {
-    Auto,
-    Full,
-    Bitmap,
-}
-
-/// Renders library progress as an indicatif bar; `clear` removes the bar when the operation
-/// ends (a single conversion), otherwise the caller decides (a batch's multi-progress display).
-pub(crate) struct Bar {
-    pub bar: ProgressBar,
-    pub clear: bool,
-}
-
-impl vm2dmp::Progress for Bar {
-    fn start(&self, _phase: &str, total: u64) {
-        self.bar.set_length(total);
-        self.bar.set_position(0);
-    }
-    fn advance(&self, n: u64) {
-        self.bar.inc(n);
-    }
-    fn finish(&self) {
-        if self.clear {
-            self.bar.finish_and_clear();
-        }
-    }
-}
-
-fn human_bytes(b: f64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    format!("{v:.1} {}", UNITS[u])
-}
-
-fn ext_lower(p: &Path) -> String {
-    p.extension()
-        .map(|e| e.to_string_lossy().to_ascii_lowercase())
-        .unwrap_or_default()
-}
+use crate::args::{ConvertArgs, FormatArg};
+use crate::batch::{Entry, Outcome, Report};
+use crate::shared::{bar_style, ext_lower, has_glob_chars, human_bytes, to_json, Bar};
+use crate::CliError;
 
 /// A library error about choosing an entry is a usage problem (exit 2), not a failure.
 fn selection_error(e: vm2dmp::Error) -> CliError {
@@ -168,7 +69,7 @@ fn open_single(args: &ConvertArgs, input: &Path) -> Result<SavedState, CliError>
 /// `input` as given, or the one file a glob pattern in it matches.
 fn single_input(input: &Path) -> Result<PathBuf, CliError> {
     let text = input.to_string_lossy();
-    if input.exists() || !text.contains(['*', '?', '[']) {
+    if input.exists() || !has_glob_chars(&text) {
         return Ok(input.to_path_buf());
     }
     let matched: Vec<PathBuf> = glob::glob(&text)
@@ -274,10 +175,9 @@ pub(crate) fn run(args: &ConvertArgs, cancel: Arc<Cancel>) -> Result<(), CliErro
     let bar = if show_bar {
         let b = ProgressBar::new(0);
         b.set_style(
-            ProgressStyle::with_template(
+            bar_style(
                 "{spinner} [{elapsed_precise}] [{wide_bar}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
             )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
         );
         b.enable_steady_tick(Duration::from_millis(200));
@@ -304,7 +204,7 @@ pub(crate) fn run(args: &ConvertArgs, cancel: Arc<Cancel>) -> Result<(), CliErro
         }
     }
     if args.json {
-        println!("{}", crate::to_json(&report)?);
+        println!("{}", to_json(&report)?);
     } else if !args.quiet {
         eprintln!(
             "wrote {}: {} dump (DumpType {}), {} of {} pages, {} in {:.2} s ({}/s)",
@@ -323,15 +223,15 @@ pub(crate) fn run(args: &ConvertArgs, cancel: Arc<Cancel>) -> Result<(), CliErro
         );
     }
     if let Some(path) = &args.report {
-        let mut e = crate::batch::Entry::single(&input, &state);
+        let mut e = Entry::single(&input, &state);
         e.output = Some(report.output.clone());
-        e.status = crate::batch::Outcome::Ok;
+        e.status = Outcome::Ok;
         e.pages = Some(report.pages_written);
         e.bytes = Some(report.bytes);
         e.seconds = report.seconds;
         e.dump_type = Some(report.dump_type);
         e.notes = report.notes.clone();
-        crate::batch::Report::new(None, vec![e], started.elapsed().as_secs_f64()).write(path)?;
+        Report::new(None, vec![e], started.elapsed().as_secs_f64()).write(path)?;
     }
     Ok(())
 }
@@ -347,8 +247,8 @@ fn write_single_report(
     let Some(path) = &args.report else {
         return Ok(());
     };
-    let mut e = crate::batch::Entry::failed(input, err.map(CliError::message));
+    let mut e = Entry::failed(input, err.map(CliError::message));
     e.output = output.map(Path::to_path_buf);
     e.seconds = started.elapsed().as_secs_f64();
-    crate::batch::Report::new(None, vec![e], started.elapsed().as_secs_f64()).write(path)
+    Report::new(None, vec![e], started.elapsed().as_secs_f64()).write(path)
 }

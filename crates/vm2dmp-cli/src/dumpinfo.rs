@@ -8,7 +8,9 @@ use vm2dmp::kdump::consts::{dump_type_name, machine_name};
 use vm2dmp::kdump::{Arch, ContextRecord, KernelDump};
 use vm2dmp::{DumpFile, NoProgress, SavedState};
 
-use crate::{CliError, InputArgs};
+use crate::args::VerifyArgs;
+use crate::shared::{hex, to_json};
+use crate::CliError;
 
 #[derive(Serialize)]
 struct DumpReport {
@@ -75,10 +77,6 @@ fn bugcheck_name(code: u32) -> Option<&'static str> {
     })
 }
 
-fn hex(v: u64) -> String {
-    format!("{v:#x}")
-}
-
 fn report(f: &DumpFile) -> DumpReport {
     let d: &KernelDump = f.dump();
     let i = d.info();
@@ -130,7 +128,7 @@ pub(crate) fn info(path: &PathBuf, json: bool) -> Result<(), CliError> {
     let f = DumpFile::open(path)?;
     let r = report(&f);
     if json {
-        println!("{}", crate::to_json(&r)?);
+        println!("{}", to_json(&r)?);
         return Ok(());
     }
     let mut o = String::new();
@@ -244,26 +242,12 @@ pub(crate) fn info(path: &PathBuf, json: bool) -> Result<(), CliError> {
     Ok(())
 }
 
-#[derive(clap::Args, Debug)]
-pub(crate) struct VerifyArgs {
-    /// The dump to check
-    pub dump: PathBuf,
-    #[command(flatten)]
-    pub input: InputArgs,
-    /// Print the result as JSON
-    #[arg(long)]
-    pub json: bool,
-    /// The symbols the dump was converted with (an ntkrnlmp.pdb or a symbol-store folder)
-    #[arg(long, value_name = "PATH")]
-    pub symbols: Option<PathBuf>,
-}
-
 pub(crate) fn verify(args: &VerifyArgs, cancel: &vm2dmp::Cancel) -> Result<bool, CliError> {
     let f = DumpFile::open(&args.dump)?;
     let state = SavedState::open_with(&args.input.input, &args.input.open_options())?;
     let r = vm2dmp::verify(&f, &state, args.symbols.as_deref(), &NoProgress, cancel)?;
     if args.json {
-        println!("{}", crate::to_json(&r)?);
+        println!("{}", to_json(&r)?);
     } else {
         println!(
             "{}: {} guest pages compared: {} differ, {} absent and all zero, {} absent with data, {} outside guest RAM, {} patched by the converter{}",

@@ -5,7 +5,8 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use vm2dmp::{hyperv::EncodingStats, hyperv::Summary, CpuState, SavedState};
 
-use crate::InputArgs;
+use crate::args::InputArgs;
+use crate::shared::{hex, to_json};
 
 #[derive(Serialize)]
 struct VpReport<'a> {
@@ -32,10 +33,6 @@ struct InfoReport<'a> {
     encoding: EncodingStats,
     vcpus: Vec<VpReport<'a>>,
     kernel: &'a vm2dmp::guest::KernelInfo,
-}
-
-fn hex(v: u64) -> String {
-    format!("{v:#x}")
 }
 
 pub(crate) fn run(
@@ -84,8 +81,7 @@ pub(crate) fn run(
             vcpus,
             kernel: &kernel,
         };
-        let text =
-            crate::to_json(&report).map_err(|e| vm2dmp::Error::InvalidArgument(e.message()))?;
+        let text = to_json(&report).map_err(|e| vm2dmp::Error::InvalidArgument(e.message()))?;
         println!("{text}");
         return Ok(());
     }

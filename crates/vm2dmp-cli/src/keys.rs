@@ -1,26 +1,12 @@
 //! `vm2dmp keys`: every key of a saved-state or configuration file.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
 
 use vm2dmp::hyperv::KeyData;
 
+use crate::args::KeysArgs;
+use crate::shared::{print_stdout, to_json};
 use crate::CliError;
-
-#[derive(clap::Args, Debug)]
-pub(crate) struct KeysArgs {
-    /// A .vmrs, .vmcx, .vsv or .bin file (with or without memory in it)
-    pub file: PathBuf,
-    /// Only keys whose path starts with this (e.g. /configuration/properties)
-    #[arg(long, value_name = "PATH")]
-    pub prefix: Option<String>,
-    /// Read a dirty .vmrs/.vmcx as it is, without replaying its pending log entries
-    #[arg(long)]
-    pub no_replay: bool,
-    /// Print JSON instead of text
-    #[arg(long)]
-    pub json: bool,
-}
 
 fn shown(v: &KeyData) -> String {
     match v {
@@ -41,7 +27,7 @@ pub(crate) fn run(args: &KeysArgs) -> Result<(), CliError> {
         listing.keys.retain(|k| k.path.starts_with(p.as_str()));
     }
     if args.json {
-        crate::print_stdout(&(crate::to_json(&listing)? + "\n"));
+        print_stdout(&(to_json(&listing)? + "\n"));
         return Ok(());
     }
     let mut o = String::new();
@@ -56,6 +42,6 @@ pub(crate) fn run(args: &KeysArgs) -> Result<(), CliError> {
         }
         o.push('\n');
     }
-    crate::print_stdout(&o);
+    print_stdout(&o);
     Ok(())
 }

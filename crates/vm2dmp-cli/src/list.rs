@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Serialize;
 use vm2dmp::{
@@ -11,20 +11,8 @@ use vm2dmp::{
     folders::Status,
 };
 
-#[derive(clap::Args, Debug)]
-pub(crate) struct ListArgs {
-    /// A VM folder, a Hyper-V root folder, or one file (.vmrs, .vsv, .bin, .vmcx, .xml, .avhdx)
-    pub path: PathBuf,
-    /// Print JSON instead of text
-    #[arg(long)]
-    pub json: bool,
-    /// Read dirty .vmrs files as they are, without replaying pending log entries in memory
-    #[arg(long)]
-    pub no_replay: bool,
-    /// Also show configuration files, vCPU counts and notes
-    #[arg(short, long)]
-    pub verbose: bool,
-}
+use crate::args::ListArgs;
+use crate::shared::{human_bytes, paint, print_stdout, to_json, use_color};
 
 #[derive(Serialize)]
 struct ListReport<'a> {
@@ -47,29 +35,13 @@ pub(crate) fn run(args: &ListArgs) -> vm2dmp::Result<()> {
             convertible: found.convertible().count(),
             entries: &found.entries,
         };
-        let text =
-            crate::to_json(&report).map_err(|e| vm2dmp::Error::InvalidArgument(e.message()))?;
-        crate::print_stdout(&(text + "\n"));
+        let text = to_json(&report).map_err(|e| vm2dmp::Error::InvalidArgument(e.message()))?;
+        print_stdout(&(text + "\n"));
         return Ok(());
     }
-    let color = crate::use_color(std::io::stdout().is_terminal());
-    crate::print_stdout(&render(&found, args.verbose, color));
+    let color = use_color(std::io::stdout().is_terminal());
+    print_stdout(&render(&found, args.verbose, color));
     Ok(())
-}
-
-pub(crate) fn human_bytes(b: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
 }
 
 /// The status word as shown, padded, coloured when asked.
@@ -84,12 +56,7 @@ pub(crate) fn status_word(s: Status, color: bool) -> String {
         Status::Encrypted => ("encrypted", "31"),
         Status::Unreadable => ("unreadable", "31"),
     };
-    let padded = format!("{word:<12}");
-    if color {
-        format!("\x1b[{code}m{padded}\x1b[0m")
-    } else {
-        padded
-    }
+    paint(&format!("{word:<12}"), code, color)
 }
 
 /// `p` relative to the listed folder when it is inside it.
@@ -140,7 +107,7 @@ fn describe(c: &Candidate) -> String {
         let _ = write!(s, ", parent {parent}");
     }
     if let Some(b) = c.memory_bytes {
-        let _ = write!(s, ", {}", human_bytes(b));
+        let _ = write!(s, ", {}", human_bytes(b as f64));
     }
     if c.replay_pending > 0 {
         let _ = write!(s, ", dirty ({} pending log entries)", c.replay_pending);

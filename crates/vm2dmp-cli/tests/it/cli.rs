@@ -1,7 +1,6 @@
 //! The `vm2dmp` command: exit codes, messages, JSON output, on the real sample.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use predicates::prelude::*;
 use serde_json::Value;

@@ -1,5 +1,4 @@
 //! Pieces shared by the CLI tests: the command, the real sample, folder-tree GUIDs.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 

@@ -2,8 +2,7 @@
 //! report, skipping complete dumps, exit codes; and the command-line conventions (help,
 //! version, completions, usage errors).
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::path::{Path, PathBuf};
 

@@ -3,8 +3,7 @@
 //! a damaged file, a missing .bin, guest-state files and differencing disks; and the real
 //! sample laid out as a 2012 R2 checkpoint.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::path::Path;
 

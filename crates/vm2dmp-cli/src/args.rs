@@ -1,0 +1,181 @@
+//! The command line: the commands and their options.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "vm2dmp",
+    version,
+    about = "Convert Hyper-V saved states and checkpoints into Windows kernel crash dumps",
+    after_help = "Examples:\n  vm2dmp info vm.vmrs\n  vm2dmp info vm.vsv --json\n  vm2dmp convert vm.vmrs vm.dmp\n  vm2dmp convert vm.vsv vm.dmp --format bitmap --skip-zero\n  vm2dmp list 'D:/VMs/Web01'\n  vm2dmp convert 'D:/VMs/Web01' --checkpoint 'Before update' web01.dmp\n  vm2dmp convert --out-dir dumps --jobs 2 --report report.json 'D:/Hyper-V' '/cases/*.vmrs'\n  vm2dmp keys vm.vmcx --prefix /configuration/properties\n  vm2dmp completions bash > /etc/bash_completion.d/vm2dmp\n\nExit codes: 0 success, 1 failure writing output or some inputs failed, 2 bad usage or unreadable input, 130 interrupted (Ctrl-C, SIGTERM, SIGHUP).\nNO_COLOR in the environment turns colours off."
+)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options shared by commands that open a saved state.
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct InputArgs {
+    /// The saved state: a .vmrs, a .vsv (its .bin is found beside it) or a .bin; for convert
+    /// also a VM folder, a Hyper-V root, a .vmcx/.xml configuration, an .avhdx or a glob
+    pub input: PathBuf,
+    /// The .bin memory file of a .vsv, when it is not beside it with the same name
+    #[arg(long, value_name = "PATH")]
+    pub bin: Option<PathBuf>,
+    /// Read a dirty .vmrs as it is, without replaying its pending log entries in memory
+    #[arg(long)]
+    pub no_replay: bool,
+}
+
+impl InputArgs {
+    pub fn open_options(&self) -> vm2dmp::hyperv::OpenOptions {
+        vm2dmp::hyperv::OpenOptions {
+            bin: self.bin.clone(),
+            no_replay: self.no_replay,
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum Command {
+    /// Write a Windows kernel crash dump of a saved state, a checkpoint, or (--out-dir) of many
+    Convert(ConvertArgs),
+    /// Compare every guest page of a saved state with a dump (exit 1 on any difference)
+    Verify(VerifyArgs),
+    /// Show what a saved state (or a kernel dump) holds: format, processors, memory map, registers
+    Info {
+        #[command(flatten)]
+        input: InputArgs,
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+        /// The kernel's PDB (ntkrnlmp.pdb) or a local symbol-store folder, used when it matches
+        #[arg(long, value_name = "PATH")]
+        symbols: Option<PathBuf>,
+    },
+    /// List the VMs, checkpoints and saved states of a folder and whether their memory converts
+    #[command(
+        after_help = "Examples:\n  vm2dmp list 'D:/VMs/Web01'\n  vm2dmp list 'C:/ProgramData/Microsoft/Windows/Hyper-V' --json\n  vm2dmp list web01_6C1F....avhdx"
+    )]
+    List(ListArgs),
+    /// Print every key of a saved-state or configuration file (.vmrs, .vmcx, .vsv, .bin)
+    #[command(
+        after_help = "Examples:\n  vm2dmp keys 'Virtual Machines/5A7C....vmcx' --prefix /configuration/properties\n  vm2dmp keys vm.vmrs --json"
+    )]
+    Keys(KeysArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  vm2dmp convert vm.vmrs vm.dmp
+  vm2dmp convert vm.vsv vm.dmp --bin /elsewhere/vm.bin
+  vm2dmp convert 'D:/VMs/Web01' --checkpoint 'Before update' web01.dmp
+  vm2dmp convert 'D:/VMs/Web01/Virtual Hard Disks/web01_6C1F....avhdx' web01.dmp
+  vm2dmp convert --out-dir dumps --jobs 2 --report report.json 'D:/Hyper-V' '/cases/*.vmrs'
+
+With --out-dir every input may be a saved-state file, a VM folder, a Hyper-V root folder, a
+virtual disk or a glob; folders give every VM state and checkpoint with memory. A failing input
+does not stop the others. Dumps already complete in the output folder are kept (--force writes
+them again). Exit code 1 when any input failed.")]
+pub(crate) struct ConvertArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// The dump file to write; with --out-dir, more inputs
+    #[arg(value_name = "OUTPUT|MORE")]
+    pub more: Vec<PathBuf>,
+    /// Write one dump per memory image into this folder (named after VM and checkpoint)
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+    /// In a VM folder, the checkpoint (or VM) to convert, by name or GUID
+    #[arg(long, value_name = "NAME|GUID")]
+    pub checkpoint: Option<String>,
+    /// Inputs converted at the same time with --out-dir (pages are always converted in parallel)
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Write a JSON report of every input (input, output, status, pages, bytes, seconds, error)
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Page layout: auto (full dump unless the memory map needs a bitmap), full, or bitmap
+    #[arg(long, value_enum, default_value = "auto")]
+    pub format: FormatArg,
+    /// Leave out all-zero pages (bitmap dump; readers then show those pages as missing)
+    #[arg(long)]
+    pub skip_zero: bool,
+    /// Overwrite the output file if it exists
+    #[arg(long)]
+    pub force: bool,
+    /// No progress bar and no notes
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Say which files and checkpoints are read, and every note
+    #[arg(short, long, conflicts_with = "quiet")]
+    pub verbose: bool,
+    /// Print the result as JSON on standard output
+    #[arg(long)]
+    pub json: bool,
+    /// Worker threads (default: one per core)
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// The kernel's PDB (ntkrnlmp.pdb) or a local symbol-store folder, used when it matches
+    #[arg(long, value_name = "PATH")]
+    pub symbols: Option<PathBuf>,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+pub(crate) enum FormatArg {
+    Auto,
+    Full,
+    Bitmap,
+}
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct VerifyArgs {
+    /// The dump to check
+    pub dump: PathBuf,
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Print the result as JSON
+    #[arg(long)]
+    pub json: bool,
+    /// The symbols the dump was converted with (an ntkrnlmp.pdb or a symbol-store folder)
+    #[arg(long, value_name = "PATH")]
+    pub symbols: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct ListArgs {
+    /// A VM folder, a Hyper-V root folder, or one file (.vmrs, .vsv, .bin, .vmcx, .xml, .avhdx)
+    pub path: PathBuf,
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+    /// Read dirty .vmrs files as they are, without replaying pending log entries in memory
+    #[arg(long)]
+    pub no_replay: bool,
+    /// Also show configuration files, vCPU counts and notes
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct KeysArgs {
+    /// A .vmrs, .vmcx, .vsv or .bin file (with or without memory in it)
+    pub file: PathBuf,
+    /// Only keys whose path starts with this (e.g. /configuration/properties)
+    #[arg(long, value_name = "PATH")]
+    pub prefix: Option<String>,
+    /// Read a dirty .vmrs/.vmcx as it is, without replaying its pending log entries
+    #[arg(long)]
+    pub no_replay: bool,
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,314 @@
+//! Running a batch: the output folder, the conversions on `--jobs` threads with a bar each,
+//! and the report at the end.
+//!
+//! Inputs run on `--jobs` plain threads; each conversion spreads its RAM blocks over the one
+//! shared rayon pool (`--threads`, default one per core), so running several inputs at once
+//! never starts more compute threads than the pool has.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget};
+use vm2dmp::{hyperv::OpenOptions, Cancel, ConvertOptions, DumpFile, SavedState};
+
+use super::plan::{Job, Plan};
+use super::report::{self, Entry, Outcome, Report, INTERRUPTED};
+use crate::args::ConvertArgs;
+use crate::shared::{bar_style, use_color, Bar};
+use crate::CliError;
+
+/// Runs the conversions of `inputs` into `out_dir`; the report says what happened to each.
+pub(crate) fn run(
+    inputs: &[PathBuf],
+    out_dir: &Path,
+    args: &ConvertArgs,
+    opts: &ConvertOptions,
+    cancel: Arc<Cancel>,
+) -> Result<(), CliError> {
+    let started = Instant::now();
+    prepare(inputs, out_dir, args)?;
+    let plan = Plan::new(inputs, args, out_dir);
+    let display = Display::new(args, plan.jobs.len());
+    display.plan(&plan, args);
+    let done = run_jobs(&plan.jobs, args, opts, &cancel, &display);
+    display.overall.finish_and_clear();
+    let report = Report::new(
+        Some(out_dir.to_path_buf()),
+        plan.entries(done),
+        started.elapsed().as_secs_f64(),
+    );
+    report::publish(&report, args)?;
+    report::verdict(&report, &cancel)
+}
+
+/// Checks the options that only make sense for one input and creates the output folder.
+fn prepare(inputs: &[PathBuf], out_dir: &Path, args: &ConvertArgs) -> Result<(), CliError> {
+    if inputs.len() > 1 && args.input.bin.is_some() {
+        return Err(CliError::Usage(
+            "--bin names the memory file of one .vsv; with several inputs keep each .bin beside its .vsv".into(),
+        ));
+    }
+    if out_dir.exists() && !out_dir.is_dir() {
+        return Err(CliError::Usage(format!(
+            "--out-dir {}: exists and is not a folder",
+            out_dir.display()
+        )));
+    }
+    std::fs::create_dir_all(out_dir).map_err(|source| {
+        CliError::Lib(vm2dmp::Error::Io {
+            path: out_dir.to_path_buf(),
+            action: "cannot create output folder",
+            source,
+        })
+    })
+}
+
+/// Runs `jobs` on `--jobs` threads, each taking the next job not yet started; the entry of
+/// every job that ran, by job index.
+fn run_jobs(
+    jobs: &[Job],
+    args: &ConvertArgs,
+    opts: &ConvertOptions,
+    cancel: &Cancel,
+    display: &Display,
+) -> Vec<Option<Entry>> {
+    let workers = args.jobs.unwrap_or(1).clamp(1, jobs.len().max(1));
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Entry>>> = Mutex::new(vec![None; jobs.len()]);
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(job) = jobs.get(i) else { break };
+                let e = convert_one(job, args, opts, cancel, display);
+                display.finished(&e, args.verbose);
+                let mut r = results.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(slot) = r.get_mut(i) {
+                    *slot = Some(e);
+                }
+            });
+        }
+    });
+    results.into_inner().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Converts one job: skipped when its complete dump is already there, failed when a foreign
+/// file is in the way or the input cannot be read.
+fn convert_one(
+    job: &Job,
+    args: &ConvertArgs,
+    opts: &ConvertOptions,
+    cancel: &Cancel,
+    display: &Display,
+) -> Entry {
+    let started = Instant::now();
+    let mut entry = job.entry.clone();
+    let Some(output) = entry.output.clone() else {
+        return entry.finish(Outcome::Failed, Some("no output path".into()));
+    };
+    if cancel.is_cancelled() {
+        return entry.finish(
+            Outcome::Failed,
+            Some(format!("{INTERRUPTED} before it started")),
+        );
+    }
+    if output.exists() && !args.force {
+        return existing_output(entry, &output, &job.main);
+    }
+    let state = match SavedState::open_with(
+        &job.main,
+        &OpenOptions {
+            bin: job.bin.clone(),
+            no_replay: args.input.no_replay,
+        },
+    ) {
+        Ok(s) => s,
+        // As when found in a folder: a file without memory is skipped, not failed.
+        Err(e @ vm2dmp::Error::NoMemoryImage { .. }) => {
+            return entry.finish(Outcome::Skipped, Some(e.to_string()))
+        }
+        Err(e) => return entry.finish(Outcome::Failed, Some(crate::describe(&e))),
+    };
+    entry.files = state.files();
+    entry.replay_pending = state.replay_log().pending_entries;
+    let bar = display.job_bar(&entry.label);
+    let result = vm2dmp::convert(
+        &state,
+        &output,
+        opts,
+        &Bar {
+            bar: bar.clone(),
+            clear: false,
+        },
+        cancel,
+    );
+    bar.finish_and_clear();
+    display.mp.remove(&bar);
+    entry.seconds = started.elapsed().as_secs_f64();
+    match result {
+        Ok(r) => {
+            entry.pages = Some(r.pages_written);
+            entry.bytes = Some(r.bytes);
+            entry.dump_type = Some(r.dump_type);
+            entry.notes.extend(r.notes);
+            entry.finish(Outcome::Ok, None)
+        }
+        Err(vm2dmp::Error::Cancelled) => entry.finish(
+            Outcome::Failed,
+            Some(format!(
+                "{INTERRUPTED} while writing; the dump was not written"
+            )),
+        ),
+        Err(e) => entry.finish(Outcome::Failed, Some(crate::describe(&e))),
+    }
+}
+
+/// The entry of a job whose output exists (without `--force`): skipped when it is the
+/// complete dump of this input, failed otherwise.
+fn existing_output(entry: Entry, output: &Path, main: &Path) -> Entry {
+    if is_complete(output, main) {
+        entry.finish(
+            Outcome::Skipped,
+            Some("output exists and is complete (use --force to write it again)".into()),
+        )
+    } else {
+        entry.finish(
+            Outcome::Failed,
+            Some(format!(
+                "{}: output exists and is not a complete dump of this input (use --force to replace it)",
+                output.display()
+            )),
+        )
+    }
+}
+
+fn modified(p: &Path) -> Option<SystemTime> {
+    std::fs::metadata(p).ok()?.modified().ok()
+}
+
+/// True when `out` is a complete kernel dump written from `main` as it is now: parsed
+/// header, RequiredDumpSpace equal to the file size, not older than the input, and our
+/// Comment and SystemTime naming this very file (`vm2dmp::convert::dump_matches_input`). The
+/// Comment names the first file of the state: for a `.bin` that is its `.vsv`.
+fn is_complete(out: &Path, main: &Path) -> bool {
+    let Ok(dump) = DumpFile::open(out) else {
+        return false;
+    };
+    let d = dump.dump();
+    let fresh = match (modified(out), modified(main)) {
+        (Some(o), Some(i)) => o >= i,
+        _ => false,
+    };
+    let mut firsts = vec![main.to_path_buf()];
+    firsts.extend(vm2dmp::hyperv::sibling_file(main, "vsv"));
+    d.required_dump_space() == d.file_size()
+        && fresh
+        && firsts
+            .iter()
+            .any(|f| vm2dmp::convert::dump_matches_input(&dump, vm2dmp::hyperv::KIND, f))
+}
+
+/// What a batch shows on standard error: on a terminal, an overall bar and one bar per
+/// running conversion, with the entry lines printed above them; otherwise the lines only.
+struct Display {
+    mp: MultiProgress,
+    overall: ProgressBar,
+    bars: bool,
+    quiet: bool,
+    color: bool,
+}
+
+impl Display {
+    fn new(args: &ConvertArgs, jobs: usize) -> Self {
+        let bars = !args.quiet && std::io::stderr().is_terminal();
+        let mp = if bars {
+            MultiProgress::with_draw_target(ProgressDrawTarget::stderr())
+        } else {
+            MultiProgress::with_draw_target(ProgressDrawTarget::hidden())
+        };
+        let overall = if bars {
+            let b = mp.add(ProgressBar::new(jobs as u64));
+            b.set_style(bar_style("[{elapsed_precise}] {pos}/{len} inputs {msg}"));
+            b
+        } else {
+            ProgressBar::hidden()
+        };
+        Self {
+            mp,
+            overall,
+            bars,
+            quiet: args.quiet,
+            color: use_color(std::io::stderr().is_terminal()),
+        }
+    }
+
+    fn line(&self, s: &str) {
+        if self.quiet {
+            return;
+        }
+        if self.bars {
+            let _ = self.mp.println(s);
+        } else {
+            eprintln!("{s}");
+        }
+    }
+
+    fn entry(&self, e: &Entry) {
+        self.line(&report::entry_line(e, self.color));
+    }
+
+    /// The entries decided while planning that are worth showing (failures; all with `-v`),
+    /// and with `-v` every conversion planned.
+    fn plan(&self, plan: &Plan, args: &ConvertArgs) {
+        for e in plan.decided() {
+            // Entries without memory are in the report; on screen only with -v.
+            if e.status == Outcome::Failed || args.verbose {
+                self.entry(e);
+            }
+        }
+        if args.verbose {
+            for j in &plan.jobs {
+                self.line(&format!(
+                    "plan    {} ({}) -> {}",
+                    j.entry.label,
+                    j.main.display(),
+                    j.entry
+                        .output
+                        .as_deref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default()
+                ));
+            }
+        }
+    }
+
+    /// A conversion has ended: its line, with `verbose` its notes, and one more on the
+    /// overall bar.
+    fn finished(&self, e: &Entry, verbose: bool) {
+        self.entry(e);
+        if verbose {
+            for n in &e.notes {
+                self.line(&format!("note    {}: {n}", e.label));
+            }
+        }
+        self.overall.inc(1);
+    }
+
+    /// The bar of one running conversion (hidden when not on a terminal).
+    fn job_bar(&self, label: &str) -> ProgressBar {
+        if !self.bars {
+            return ProgressBar::hidden();
+        }
+        let b = self.mp.add(ProgressBar::new(0));
+        b.set_style(
+            bar_style("{prefix} [{wide_bar}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+                .progress_chars("=> "),
+        );
+        b.set_prefix(label.chars().take(40).collect::<String>());
+        b.enable_steady_tick(Duration::from_millis(250));
+        b
+    }
+}
