@@ -1,8 +1,8 @@
 //! RAM blocks: a stored block is either 1 MiB of raw pages or a token stream
 //! (docs/hyperv-saved-state.md section 6.3). Decoding writes straight into the caller's buffer.
 
-use vm2dmp_source::le;
 use vm2dmp_formats::memory::{token, BLOCK_SIZE, PAGES_PER_BLOCK, PAGE_SIZE};
+use vm2dmp_source::le;
 
 /// How the pages of saved RAM blocks were stored.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
