@@ -141,3 +141,77 @@ pub fn guest(gib: u64, content: Content) -> SynthVm {
 pub fn write_input(gib: u64, content: Content, path: &Path) -> std::io::Result<()> {
     write_vmrs(&guest(gib, content), path).map(|_| ())
 }
+
+/// Guest memory like a running machine's as Hyper-V saves it: per page, by a fixed hash,
+/// 60% real firmware pages (the OVMF corpus of `testdata/ovmf-pages`, stored as XPRESS pages),
+/// 30% zero pages (fill tokens), 10% incompressible pages (raw tokens).
+pub struct RealMix {
+    /// The corpus pages.
+    pub pages: std::sync::Arc<Vec<[u8; 4096]>>,
+}
+
+impl RealMix {
+    /// The mix over the committed OVMF corpus.
+    pub fn load() -> std::io::Result<Self> {
+        Ok(Self {
+            pages: std::sync::Arc::new(ovmf_pages()?),
+        })
+    }
+}
+
+impl PageSource for RealMix {
+    fn read_page(&self, gpa_page: u64, buf: &mut [u8; 4096]) {
+        let h = mix(gpa_page ^ 0xC0DE);
+        match h % 10 {
+            0..=5 => {
+                let n = self.pages.len().max(1);
+                match self.pages.get((h >> 8) as usize % n) {
+                    Some(p) => buf.copy_from_slice(p),
+                    None => buf.fill(0),
+                }
+            }
+            6..=8 => buf.fill(0),
+            _ => Noise.read_page(gpa_page, buf),
+        }
+    }
+}
+
+/// The pages of `testdata/ovmf-pages/pages.xpress`: each a little-endian `u32` length and
+/// that many bytes of one XPRESS-compressed page.
+pub fn ovmf_pages() -> std::io::Result<Vec<[u8; 4096]>> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/ovmf-pages/pages.xpress");
+    let data = std::fs::read(&path)?;
+    let bad = |what: &str| std::io::Error::other(format!("{}: {what}", path.display()));
+    let mut pages = Vec::new();
+    let mut at = 0usize;
+    while at < data.len() {
+        let len = data
+            .get(at..at + 4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_le_bytes)
+            .ok_or_else(|| bad("truncated length"))? as usize;
+        let stream = data
+            .get(at + 4..at + 4 + len)
+            .ok_or_else(|| bad("truncated page"))?;
+        let mut page = [0u8; 4096];
+        vm2dmp_xpress::decompress_into(stream, &mut page).map_err(|e| bad(&e.to_string()))?;
+        pages.push(page);
+        at += 4 + len;
+    }
+    Ok(pages)
+}
+
+/// A realistic compressed guest of `gib` GiB ([`RealMix`] content, pages encoded as Hyper-V
+/// does).
+pub fn realistic_guest(gib: u64) -> std::io::Result<SynthVm> {
+    let vm = SynthVm::with_ram_split(gib * 1024).with_vps(
+        (0..4)
+            .map(|i| {
+                SynthVp::x64_long_mode(i, 0x1AA000, 0xFFFF_F800_0000_1000, 0xFFFF_F800_0010_0000)
+            })
+            .collect(),
+    );
+    Ok(vm
+        .with_pages(RealMix::load()?)
+        .with_encoding(BlockEncoding::Tokens(PagePolicy::HyperV)))
+}
