@@ -25,8 +25,10 @@
 //! The decoder here writes straight into the caller's page buffer with no
 //! allocation, never panics, reports malformed input as an
 //! [`XpressError`] carrying the input offset, and decodes the same pages at
-//! about 2.7 GB/s on one core (6 to 7 times `xpress_rs`; figures and
-//! machine in `BENCH.md` next to this crate's manifest).
+//! about 2.6 GB/s on one core (7 times `xpress_rs`), and pages of firmware
+//! memory, which are made of shorter items, at about 1.7 GB/s (5 times;
+//! figures, page sets and machine in `BENCH.md` next to this crate's
+//! manifest).
 //!
 //! The encoder ([`compress`]) is a small lazy-matching compressor used to
 //! build test inputs; its streams decode with any Plain LZ77 decoder.

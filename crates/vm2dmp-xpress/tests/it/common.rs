@@ -1,3 +1,4 @@
+pub mod ovmf;
 pub mod reference;
 pub mod sample;
 

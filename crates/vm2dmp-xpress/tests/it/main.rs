@@ -1,4 +1,4 @@
-//! Integration tests of vm2dmp-xpress: hand-built streams, round trips, fuzzing against a reference decoder and xpress_rs, and the real sample's pages.
+//! Integration tests of vm2dmp-xpress: hand-built streams, round trips, fuzzing against a reference decoder and xpress_rs, the real sample's pages and the firmware-memory corpus.
 //!
 //! One binary for all of them (one build and link instead of one per file), with the
 //! shared helpers in `common`.
@@ -6,5 +6,6 @@
 mod common;
 mod errors;
 mod fuzz;
+mod ovmf;
 mod roundtrip;
 mod sample;
