@@ -54,7 +54,7 @@ pub struct ConvertOptions {
     /// The kernel's PDB (`ntkrnlmp.pdb`) or a local symbol-store folder; used when it matches
     /// the kernel found in guest memory.
     pub symbols: Option<PathBuf>,
-    /// How decoded pages reach the file ([`WritePath::WriterThread`] by default).
+    /// How decoded pages reach the file ([`WritePath::Workers`] by default).
     pub write_path: WritePath,
 }
 

@@ -13,15 +13,17 @@ use vm2dmp_source::{
 use crate::output::OutputFile;
 
 /// How a conversion's decoded pages reach the dump file. Both give the same bytes; they differ
-/// in speed (benches/RESULTS-write-paths.md).
+/// in speed (benches/RESULTS-compressed.md: on 2 cores the workers' own positioned writes are
+/// as fast on disk and faster in memory, where a writer thread competes with the decoders for
+/// the cores).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WritePath {
+    /// Each decoding worker writes its own pages with positioned writes.
+    #[default]
+    Workers,
     /// One writer thread does every write and file-to-file copy, fed by the decoding workers
     /// through a bounded queue: the workers never wait on the output file's lock.
-    #[default]
     WriterThread,
-    /// Each decoding worker writes its own pages with positioned writes.
-    Workers,
 }
 
 /// Zero-fill runs at least this long are left to the zeros the sized output already holds;
