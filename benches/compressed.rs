@@ -8,51 +8,19 @@
 //! Files go to `$VM2DMP_BENCH_DIR` (default `target/bench-compressed`; a tmpfs such as
 //! `/dev/shm/x` measures without a disk) and are removed at the end.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use vm2dmp::{convert, Cancel, ConvertOptions, NoProgress, SavedState, WritePath};
+use vm2dmp_benches::measure::{cp, warm, with_peak_rss, workspace};
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn warm(path: &Path) {
-    let mut f = std::fs::File::open(path).expect("open");
-    let mut buf = vec![0u8; 1 << 20];
-    while f.read(&mut buf).expect("read") > 0 {}
-}
-
-/// `cp` of `from`, flushed like a dump is before its rename; seconds.
+/// `cp` + fsync of `from` (see [`cp`]); seconds (the copy's removal not counted).
 fn cp_fsync(from: &Path, to: &Path) -> f64 {
     let t = Instant::now();
-    let st = std::process::Command::new("cp")
-        .arg(from)
-        .arg(to)
-        .status()
-        .expect("run cp");
-    assert!(st.success());
-    std::fs::File::open(to)
-        .and_then(|f| f.sync_all())
-        .expect("fsync copy");
+    cp(from, to);
     let s = t.elapsed().as_secs_f64();
     std::fs::remove_file(to).expect("remove copy");
     s
-}
-
-fn rss_anon_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("RssAnon:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// Seconds of one conversion and the growth of RssAnon during it (MiB).
@@ -66,27 +34,9 @@ fn convert_once(state: &SavedState, out: &Path, path: WritePath, threads: usize)
         write_path: path,
         ..ConvertOptions::default()
     };
-    let base = rss_anon_kib();
-    let peak = Arc::new(AtomicU64::new(base));
-    let stop = Arc::new(AtomicBool::new(false));
-    let sampler = {
-        let (peak, stop) = (Arc::clone(&peak), Arc::clone(&stop));
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                peak.fetch_max(rss_anon_kib(), Ordering::Relaxed);
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        })
-    };
-    let t = Instant::now();
-    pool.install(|| convert(state, out, &opts, &NoProgress, &Cancel::new()).expect("convert"));
-    let s = t.elapsed().as_secs_f64();
-    stop.store(true, Ordering::Relaxed);
-    let _ = sampler.join();
-    (
-        s,
-        peak.load(Ordering::Relaxed).saturating_sub(base) as f64 / 1024.0,
-    )
+    with_peak_rss(|| {
+        pool.install(|| convert(state, out, &opts, &NoProgress, &Cancel::new()).expect("convert"));
+    })
 }
 
 struct Row {

@@ -2,6 +2,8 @@
 
 use std::path::Path;
 
+pub mod measure;
+
 use vm2dmp_synth::{write_vmrs, BlockEncoding, PagePolicy, PageSource, SynthVm, SynthVp};
 
 fn mix(mut x: u64) -> u64 {
@@ -112,15 +114,21 @@ impl Content {
     }
 }
 
-/// A synthetic x64 guest of `gib` GiB (RAM above 4 GiB beyond 3 GiB, with the MMIO hole).
-pub fn guest(gib: u64, content: Content) -> SynthVm {
-    let vm = SynthVm::with_ram_split(gib * 1024).with_vps(
+/// Four x64 vCPUs in long mode over `gib` GiB of RAM (above 3 GiB placed from 4 GiB, past
+/// the MMIO hole); no pages yet.
+fn x64_guest(gib: u64) -> SynthVm {
+    SynthVm::with_ram_split(gib * 1024).with_vps(
         (0..4)
             .map(|i| {
                 SynthVp::x64_long_mode(i, 0x1AA000, 0xFFFF_F800_0000_1000, 0xFFFF_F800_0010_0000)
             })
             .collect(),
-    );
+    )
+}
+
+/// A synthetic x64 guest of `gib` GiB (RAM above 4 GiB beyond 3 GiB, with the MMIO hole).
+pub fn guest(gib: u64, content: Content) -> SynthVm {
+    let vm = x64_guest(gib);
     match content {
         Content::RawBlocks => vm.with_pages(Noise).with_encoding(BlockEncoding::RawBlock),
         Content::Mixed => vm
@@ -204,14 +212,7 @@ pub fn ovmf_pages() -> std::io::Result<Vec<[u8; 4096]>> {
 /// A realistic compressed guest of `gib` GiB ([`RealMix`] content, pages encoded as Hyper-V
 /// does).
 pub fn realistic_guest(gib: u64) -> std::io::Result<SynthVm> {
-    let vm = SynthVm::with_ram_split(gib * 1024).with_vps(
-        (0..4)
-            .map(|i| {
-                SynthVp::x64_long_mode(i, 0x1AA000, 0xFFFF_F800_0000_1000, 0xFFFF_F800_0010_0000)
-            })
-            .collect(),
-    );
-    Ok(vm
+    Ok(x64_guest(gib)
         .with_pages(RealMix::load()?)
         .with_encoding(BlockEncoding::Tokens(PagePolicy::HyperV)))
 }
