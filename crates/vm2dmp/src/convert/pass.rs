@@ -187,6 +187,24 @@ fn write_decoded(
     Ok(())
 }
 
+/// Copies raw chunk `n` file to file; where that cannot be done (another platform, a file
+/// system without in-kernel copies, replayed bytes), decodes it into `buf` and writes it.
+fn copy_or_write(
+    state: &dyn MemorySource,
+    n: usize,
+    raw: &RawChunk<'_>,
+    spans: &[ChunkSpan],
+    sink: &Sink<'_>,
+    buf: &mut Vec<u8>,
+) -> Result<()> {
+    if !copy_chunk(sink.out, sink.layout, raw, spans)? {
+        buf.resize(MAX_CHUNK_PAGES * PAGE_SIZE, 0);
+        let zero_fill = state.decode_chunk(n, buf)?;
+        write_decoded(sink.out, sink.layout, buf, &zero_fill, spans)?;
+    }
+    Ok(())
+}
+
 /// Writes the pages of chunk `n` (and the patched pages among them) at their offsets in the
 /// dump from the calling worker; returns the guest bytes done. A chunk stored raw in an input
 /// file is copied file to file inside the kernel where the platform can; any other is decoded
@@ -194,7 +212,7 @@ fn write_decoded(
 fn write_chunk(
     state: &dyn MemorySource,
     n: usize,
-    buf: &mut [u8],
+    buf: &mut Vec<u8>,
     sink: &Sink<'_>,
     scan: Option<&RootScan>,
 ) -> Result<u64> {
@@ -204,17 +222,15 @@ fn write_chunk(
     }
     let scanned = scan.filter(|s| s.wants(&spans));
     // A chunk the root scan looks at is decoded, even one stored raw, so that it is read once.
-    let raw = state.raw_chunk(n).filter(|_| scanned.is_none());
-    let copied = match raw {
-        Some(r) => copy_chunk(sink.out, sink.layout, &r, &spans)?,
-        None => false,
-    };
-    if !copied {
-        let zero_fill = state.decode_chunk(n, buf)?;
-        if let Some(scan) = scanned {
-            scan.observe(buf, &spans);
+    match state.raw_chunk(n).filter(|_| scanned.is_none()) {
+        Some(raw) => copy_or_write(state, n, &raw, &spans, sink, buf)?,
+        None => {
+            let zero_fill = state.decode_chunk(n, buf)?;
+            if let Some(scan) = scanned {
+                scan.observe(buf, &spans);
+            }
+            write_decoded(sink.out, sink.layout, buf, &zero_fill, &spans)?;
         }
-        write_decoded(sink.out, sink.layout, buf, &zero_fill, &spans)?;
     }
     write_patches_in(sink.out, sink.layout, sink.patches, &spans)?;
     Ok(span_bytes(&spans))
@@ -228,9 +244,13 @@ pub(super) struct Sink<'a> {
 }
 
 /// What a decoding worker hands the writer thread.
-enum Job {
+enum Job<'a> {
     /// Chunk `n` is stored raw: copy it file to file (or decode it, where that cannot be).
-    Copy { n: usize, spans: Vec<ChunkSpan> },
+    Copy {
+        n: usize,
+        raw: RawChunk<'a>,
+        spans: Vec<ChunkSpan>,
+    },
     /// Decoded pages of a chunk.
     Pages {
         spans: Vec<ChunkSpan>,
@@ -273,22 +293,13 @@ pub(super) fn pass(
     };
     std::thread::scope(|scope| {
         let writer = scope.spawn(|| -> Result<()> {
+            // For the raw chunks that cannot be copied file to file.
+            let mut spare = Vec::new();
             for job in rx {
                 let (spans, buf) = match job {
-                    Job::Copy { n, spans } => {
-                        let copied = state
-                            .raw_chunk(n)
-                            .map(|r| copy_chunk(sink.out, sink.layout, &r, &spans))
-                            .transpose()?
-                            .unwrap_or(false);
-                        if copied {
-                            (spans, None)
-                        } else {
-                            let mut buf = take_buf();
-                            let zero_fill = state.decode_chunk(n, &mut buf)?;
-                            write_decoded(sink.out, sink.layout, &buf, &zero_fill, &spans)?;
-                            (spans, Some(buf))
-                        }
+                    Job::Copy { n, raw, spans } => {
+                        copy_or_write(state, n, &raw, &spans, sink, &mut spare)?;
+                        (spans, None)
                     }
                     Job::Pages {
                         spans,
@@ -319,8 +330,9 @@ pub(super) fn pass(
                         return Ok(());
                     }
                     let scanned = scan.filter(|s| s.wants(&spans));
-                    let job = if scanned.is_none() && state.raw_chunk(n).is_some() {
-                        Job::Copy { n, spans }
+                    let raw = state.raw_chunk(n).filter(|_| scanned.is_none());
+                    let job = if let Some(raw) = raw {
+                        Job::Copy { n, raw, spans }
                     } else {
                         let mut buf = take_buf();
                         let zero_fill = state.decode_chunk(n, &mut buf)?;
