@@ -571,6 +571,7 @@ impl MemorySource for SavedState {
                 .filter(|m| m[0] != 0 && m[0] <= u64::from(u32::MAX))
                 .map(|m| (m[0] as u32, [m[1], m[2], m[3], m[4]])),
             boot_processor: self.partition.boot_vp,
+            notes: Vec::new(),
         }
     }
 }

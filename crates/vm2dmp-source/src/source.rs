@@ -75,6 +75,9 @@ pub struct MachineInfo {
     pub guest_bugcheck: Option<(u32, [u64; 4])>,
     /// Index of the processor the guest booted on, when the source records it.
     pub boot_processor: Option<u32>,
+    /// What the reader had to infer or could not read, in words, for the user (for example
+    /// "EFER is not in the notes: long mode derived from CS.L"); a conversion reports them.
+    pub notes: Vec<String>,
 }
 
 /// A saved guest: memory, processors and machine facts, from whatever file format.

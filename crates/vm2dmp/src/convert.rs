@@ -179,6 +179,7 @@ fn header_info(
         ));
     }
     let machine = state.machine();
+    notes.extend(machine.notes.iter().cloned());
     let (bugcheck_code, bugcheck_parameters) = match machine.guest_bugcheck {
         Some((code, params)) => {
             notes.push(format!(

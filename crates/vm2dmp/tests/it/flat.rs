@@ -197,6 +197,7 @@ impl MemorySource for FlatImage {
             kind: "flat memory image".into(),
             guest_bugcheck: None,
             boot_processor: Some(0),
+            notes: Vec::new(),
         }
     }
 }
