@@ -19,23 +19,80 @@ pub(crate) struct Cli {
 /// Options shared by commands that open a saved state.
 #[derive(clap::Args, Debug, Clone)]
 pub(crate) struct InputArgs {
-    /// The saved state: a .vmrs, a .vsv (its .bin is found beside it) or a .bin; for convert
-    /// also a VM folder, a Hyper-V root, a .vmcx/.xml configuration, an .avhdx or a glob
+    /// The input: a Hyper-V .vmrs, .vsv (its .bin is found beside it) or .bin; a QEMU ELF core
+    /// or kdump-compressed file; a VMware .vmss/.vmsn (its .vmem beside it); a raw image with
+    /// --raw; for convert also a VM folder, a Hyper-V root, a .vmcx/.xml configuration, an
+    /// .avhdx or a glob
     pub input: PathBuf,
-    /// The .bin memory file of a .vsv, when it is not beside it with the same name
-    #[arg(long, value_name = "PATH")]
+    /// The memory file of a .vsv (its .bin) or of a .vmss/.vmsn (its .vmem), when it is not
+    /// beside it with the same name
+    #[arg(long, visible_alias = "vmem", value_name = "PATH")]
     pub bin: Option<PathBuf>,
     /// Read a dirty .vmrs as it is, without replaying its pending log entries in memory
     #[arg(long)]
     pub no_replay: bool,
+    /// Read the input as a raw physical memory image (no header, no registers): guest-physical
+    /// memory from address 0, or the ranges --memory-map gives
+    #[arg(long)]
+    pub raw: bool,
+    /// With --raw: the guest-physical ranges the image holds, in file order
+    /// (START-END[,START-END...], e.g. 0x0-0x9ffff,0x100000-0xbfffffff,0x100000000-0x13fffffff)
+    #[arg(long, value_name = "RANGES", requires = "raw")]
+    pub memory_map: Option<String>,
+    /// With --raw: the kernel's page-table root (CR3), e.g. 0x1aa000; by default found by
+    /// scanning memory
+    #[arg(long, value_name = "ADDR", requires = "raw")]
+    pub cr3: Option<String>,
+    /// With --raw: the guest's paging mode
+    #[arg(long, value_enum, requires = "raw", default_value = "x64")]
+    pub paging: PagingArg,
+}
+
+/// Paging mode of a raw image's guest.
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+pub(crate) enum PagingArg {
+    /// 64-bit (long mode, 4-level paging)
+    X64,
+    /// 32-bit with PAE
+    Pae,
+    /// 32-bit without PAE
+    X86,
 }
 
 impl InputArgs {
-    pub fn open_options(&self) -> vm2dmp::hyperv::OpenOptions {
-        vm2dmp::hyperv::OpenOptions {
-            bin: self.bin.clone(),
+    /// How to open the input file; a usage error for a bad --memory-map or --cr3.
+    pub fn open_options(&self) -> Result<vm2dmp::input::OpenOptions, String> {
+        let raw = if self.raw {
+            let map = match &self.memory_map {
+                Some(spec) => Some(
+                    vm2dmp::raw::MemoryMap::parse(spec)
+                        .map_err(|e| format!("--memory-map: {e}"))?,
+                ),
+                None => None,
+            };
+            let cr3 = match &self.cr3 {
+                Some(s) => Some(vm2dmp::raw::parse_number(s).ok_or_else(|| {
+                    format!("--cr3 {s}: not a number (hexadecimal with 0x, or decimal)")
+                })?),
+                None => None,
+            };
+            Some(vm2dmp::raw::RawOptions {
+                map,
+                cr3,
+                paging: Some(match self.paging {
+                    PagingArg::X64 => vm2dmp::source::PagingMode::Long,
+                    PagingArg::Pae => vm2dmp::source::PagingMode::Pae,
+                    PagingArg::X86 => vm2dmp::source::PagingMode::Bit32,
+                }),
+            })
+        } else {
+            None
+        };
+        Ok(vm2dmp::input::OpenOptions {
+            memory_file: self.bin.clone(),
             no_replay: self.no_replay,
-        }
+            raw,
+        })
     }
 }
 

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use indicatif::ProgressBar;
-use vm2dmp::{folders::DiscoverOptions, Cancel, ConvertOptions, DumpFormat, SavedState};
+use vm2dmp::input::Input;
+use vm2dmp::{folders::DiscoverOptions, Cancel, ConvertOptions, DumpFormat, MemorySource};
 
 use crate::args::{ConvertArgs, FormatArg};
 use crate::batch::{Entry, Outcome, Report};
@@ -26,10 +27,12 @@ fn selection_error(e: vm2dmp::Error) -> CliError {
 
 /// Opens the one saved state that `input` stands for: a saved-state file as it is; a VM folder,
 /// a configuration file or a virtual disk through discovery.
-fn open_single(args: &ConvertArgs, input: &Path) -> Result<SavedState, CliError> {
+fn open_single(args: &ConvertArgs, input: &Path) -> Result<Input, CliError> {
     let ext = ext_lower(input);
     let disk = matches!(ext.as_str(), "vhd" | "vhdx" | "avhd" | "avhdx");
-    let via_discovery = input.is_dir() || matches!(ext.as_str(), "vmcx" | "xml");
+    let via_discovery =
+        !args.input.raw && (input.is_dir() || matches!(ext.as_str(), "vmcx" | "xml"));
+    let disk = disk && !args.input.raw;
     let opts = DiscoverOptions {
         no_replay: args.input.no_replay,
     };
@@ -48,7 +51,8 @@ fn open_single(args: &ConvertArgs, input: &Path) -> Result<SavedState, CliError>
                 input.display()
             )));
         }
-        return Ok(SavedState::open_with(input, &args.input.open_options())?);
+        let opts = args.input.open_options().map_err(CliError::Usage)?;
+        return Ok(Input::open(input, &opts)?);
     };
     if args.input.bin.is_some() {
         return Err(CliError::Usage(
@@ -63,7 +67,9 @@ fn open_single(args: &ConvertArgs, input: &Path) -> Result<SavedState, CliError>
             .collect();
         eprintln!("reading {}: {}", candidate.label(), files.join(" + "));
     }
-    Ok(candidate.open(args.input.no_replay)?)
+    Ok(Input::HyperV(Box::new(
+        candidate.open(args.input.no_replay)?,
+    )))
 }
 
 /// `input` as given, or the one file a glob pattern in it matches.
@@ -158,7 +164,10 @@ pub(crate) fn run(args: &ConvertArgs, cancel: Arc<Cancel>) -> Result<(), CliErro
                 .collect::<Vec<_>>()
                 .join(" + ")
         );
-        let replay = state.replay_log();
+        let replay = state
+            .as_hyperv()
+            .map(|s| s.replay_log())
+            .unwrap_or_default();
         if replay.pending_entries > 0 {
             eprintln!(
                 "note: {} pending replay-log entries {}",

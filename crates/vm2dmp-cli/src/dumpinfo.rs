@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 use vm2dmp::kdump::consts::{dump_type_name, machine_name};
 use vm2dmp::kdump::{Arch, ContextRecord, KernelDump};
-use vm2dmp::{DumpFile, NoProgress, SavedState};
+use vm2dmp::{DumpFile, NoProgress};
 
 use crate::args::VerifyArgs;
 use crate::shared::{hex, to_json};
@@ -244,7 +244,8 @@ pub(crate) fn info(path: &PathBuf, json: bool) -> Result<(), CliError> {
 
 pub(crate) fn verify(args: &VerifyArgs, cancel: &vm2dmp::Cancel) -> Result<bool, CliError> {
     let f = DumpFile::open(&args.dump)?;
-    let state = SavedState::open_with(&args.input.input, &args.input.open_options())?;
+    let opts = args.input.open_options().map_err(CliError::Usage)?;
+    let state = vm2dmp::input::Input::open(&args.input.input, &opts)?;
     let r = vm2dmp::verify(&f, &state, args.symbols.as_deref(), &NoProgress, cancel)?;
     if args.json {
         println!("{}", to_json(&r)?);

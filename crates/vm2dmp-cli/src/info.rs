@@ -3,10 +3,12 @@
 use std::fmt::Write as _;
 
 use serde::Serialize;
-use vm2dmp::{hyperv::EncodingStats, hyperv::Summary, CpuState, SavedState};
+use vm2dmp::input::Input;
+use vm2dmp::{hyperv::EncodingStats, hyperv::Summary, CpuState, MemorySource, SavedState};
 
 use crate::args::InputArgs;
 use crate::shared::{hex, to_json};
+use crate::CliError;
 
 #[derive(Serialize)]
 struct VpReport<'a> {
@@ -35,27 +37,28 @@ struct InfoReport<'a> {
     kernel: &'a vm2dmp::guest::KernelInfo,
 }
 
-pub(crate) fn run(
-    args: &InputArgs,
-    json: bool,
-    symbols: Option<&std::path::Path>,
-) -> vm2dmp::Result<()> {
-    let state = SavedState::open_with(&args.input, &args.open_options()).map_err(|e| match e {
-        // A configuration or a running VM's state: say where to look instead.
-        vm2dmp::Error::NoMemoryImage { path, detail } => vm2dmp::Error::NoMemoryImage {
-            detail: format!(
-                "{detail}; `vm2dmp keys {}` lists what it holds",
-                path.display()
-            ),
-            path,
-        },
-        e => e,
-    })?;
-    let kernel = vm2dmp::guest::find_kernel(&state, symbols);
-    let summary = state.summary()?;
-    let encoding = state.encoding_stats()?;
-    let vcpus: Vec<VpReport<'_>> = state
-        .vcpus()
+#[derive(Serialize)]
+struct RangeReport {
+    start: String,
+    end: String,
+    pages: u64,
+}
+
+/// `info --json` of an input other than a Hyper-V saved state.
+#[derive(Serialize)]
+struct SourceReport<'a> {
+    format: &'static str,
+    kind: String,
+    files: Vec<std::path::PathBuf>,
+    ram_bytes: u64,
+    ram_ranges: Vec<RangeReport>,
+    vcpus: Vec<VpReport<'a>>,
+    notes: Vec<String>,
+    kernel: &'a vm2dmp::guest::KernelInfo,
+}
+
+fn vp_reports(vcpus: &[CpuState]) -> Vec<VpReport<'_>> {
+    vcpus
         .iter()
         .map(|v| VpReport {
             index: v.index,
@@ -73,20 +76,135 @@ pub(crate) fn run(
             cpl: v.cpl,
             registers: v,
         })
-        .collect();
+        .collect()
+}
+
+pub(crate) fn run(
+    args: &InputArgs,
+    json: bool,
+    symbols: Option<&std::path::Path>,
+) -> Result<(), CliError> {
+    let opts = args.open_options().map_err(CliError::Usage)?;
+    let input = Input::open(&args.input, &opts).map_err(|e| match e {
+        // A configuration or a running VM's state: say where to look instead.
+        vm2dmp::Error::NoMemoryImage { path, detail } => vm2dmp::Error::NoMemoryImage {
+            detail: format!(
+                "{detail}; `vm2dmp keys {}` lists what it holds",
+                path.display()
+            ),
+            path,
+        },
+        e => e,
+    })?;
+    let kernel = vm2dmp::guest::find_kernel(&input, symbols);
+    let Some(state) = input.as_hyperv() else {
+        return run_source(&input, &kernel, json);
+    };
+    let summary = state.summary()?;
+    let encoding = state.encoding_stats()?;
     if json {
         let report = InfoReport {
             summary: &summary,
             encoding,
-            vcpus,
+            vcpus: vp_reports(state.vcpus()),
             kernel: &kernel,
         };
-        let text = to_json(&report).map_err(|e| vm2dmp::Error::InvalidArgument(e.message()))?;
-        println!("{text}");
+        println!("{}", to_json(&report)?);
         return Ok(());
     }
-    print!("{}", render(&summary, &encoding, &state));
+    print!("{}", render(&summary, &encoding, state));
     print!("{}", render_kernel(&kernel));
+    Ok(())
+}
+
+/// `info` of any input that is not a Hyper-V saved state: format, files, RAM ranges,
+/// processors, what the reader inferred, and the kernel.
+fn run_source(
+    input: &Input,
+    kernel: &vm2dmp::guest::KernelInfo,
+    json: bool,
+) -> Result<(), CliError> {
+    let machine = input.machine();
+    let ranges = input.ram_ranges();
+    // A raw image's one processor is an assumption for kernel discovery, not saved state.
+    let vcpus: &[CpuState] = if machine.processors_from_kernel {
+        &[]
+    } else {
+        input.vcpus()
+    };
+    if json {
+        let report = SourceReport {
+            format: input.format().name(),
+            kind: machine.kind.clone(),
+            files: input.files(),
+            ram_bytes: input.ram_pages() << 12,
+            ram_ranges: ranges
+                .iter()
+                .map(|r| RangeReport {
+                    start: hex(r.gpa_start()),
+                    end: hex(r.gpa_end()),
+                    pages: r.page_count,
+                })
+                .collect(),
+            vcpus: vp_reports(vcpus),
+            notes: machine.notes.clone(),
+            kernel,
+        };
+        println!("{}", to_json(&report)?);
+        return Ok(());
+    }
+    let mut o = String::new();
+    let files: Vec<String> = input
+        .files()
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let _ = writeln!(o, "Format:        {}", machine.kind);
+    let _ = writeln!(o, "Files:         {}", files.join(" + "));
+    let _ = writeln!(
+        o,
+        "Guest RAM:     {} in {} range{}",
+        mib(input.ram_pages() << 12),
+        ranges.len(),
+        if ranges.len() == 1 { "" } else { "s" }
+    );
+    for r in ranges {
+        let _ = writeln!(
+            o,
+            "  {:#014x} - {:#014x}  {:>10}",
+            r.gpa_start(),
+            r.gpa_end(),
+            mib(r.page_count << 12)
+        );
+    }
+    if let Some((code, p)) = machine.guest_bugcheck {
+        let _ = writeln!(
+            o,
+            "Bug check:     {code:#x} ({:#x}, {:#x}, {:#x}, {:#x})",
+            p[0], p[1], p[2], p[3]
+        );
+    }
+    if vcpus.is_empty() {
+        let _ = writeln!(o, "Processors:    none saved");
+    } else {
+        let _ = writeln!(o, "Processors:    {}", vcpus.len());
+        for v in vcpus {
+            let _ = writeln!(
+                o,
+                "  VP {:<3} {:<34} RIP {:#018x} RSP {:#018x} CR3 {:#x}",
+                v.index,
+                v.mode_description(),
+                v.rip,
+                v.rsp,
+                v.cr3
+            );
+        }
+    }
+    for n in &machine.notes {
+        let _ = writeln!(o, "note: {n}");
+    }
+    print!("{o}");
+    print!("{}", render_kernel(kernel));
     Ok(())
 }
 
@@ -153,7 +271,9 @@ fn render_kernel(k: &vm2dmp::guest::KernelInfo) -> String {
 }
 
 fn mib(bytes: u64) -> String {
-    if bytes % (1 << 20) == 0 {
+    if bytes < (1 << 20) {
+        format!("{} KiB", bytes >> 10)
+    } else if bytes % (1 << 20) == 0 {
         format!("{} MiB", bytes >> 20)
     } else {
         format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)

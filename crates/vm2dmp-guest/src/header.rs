@@ -112,6 +112,23 @@ pub fn fill_header(
                 .into(),
         );
     }
+    if state.machine().processors_from_kernel {
+        let cpus = crate::kprcb::processor_states(state, kernel);
+        match cpus.first() {
+            Some(first) => {
+                info.context = cpu_context(first);
+                info.number_processors = u32::try_from(kernel.prcbs.len()).unwrap_or(u32::MAX);
+                notes.push(format!(
+                    "the input holds no processor state: the context record is processor 0's as the kernel last saved it in its KPRCB ({} of {} processors' state readable)",
+                    cpus.len(),
+                    kernel.prcbs.len()
+                ));
+            }
+            None => notes.push(
+                "the input holds no processor state and no KPRCB's saved state could be read: the context record is empty".into(),
+            ),
+        }
+    }
     let (patches, patch_notes) = build_patches(state, kernel, &cpu_context);
     notes.extend(patch_notes);
     patches

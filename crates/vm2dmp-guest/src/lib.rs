@@ -16,6 +16,7 @@ mod info;
 pub mod kdbg;
 mod kdbg_search;
 mod kpcr;
+pub mod kprcb;
 mod patch;
 pub mod pdb;
 pub mod pe;

@@ -160,7 +160,14 @@ pub(crate) fn build_patches(
     let off_special = field(ko::OFFSET_PRCB_PROC_STATE_SPECIAL_REG);
     let ptr_size = dtb.paging.pointer_size();
     let mut missing = Vec::new();
-    for (n, &prcb) in info.prcbs.iter().enumerate() {
+    // Without processor state of its own, the source's registers are the ones in the KPRCBs:
+    // nothing to store there.
+    let prcbs = if state.machine().processors_from_kernel {
+        &[][..]
+    } else {
+        &info.prcbs[..]
+    };
+    for (n, &prcb) in prcbs.iter().enumerate() {
         let Some(vp) = state.vcpus().iter().find(|v| v.index as usize == n) else {
             missing.push(n);
             continue;

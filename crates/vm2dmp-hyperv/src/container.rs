@@ -97,6 +97,21 @@ impl ContainerFile {
     }
 }
 
+/// True when `head` (the first 8 KiB of a file, or as much as it has) starts like a Hyper-V
+/// saved-state or configuration file: an HVS header (copy 0 at offset 0 or copy 1 at 4096) or
+/// the legacy 0x500 container's signature.
+pub fn is_saved_state(head: &[u8]) -> bool {
+    let u32_at = |offset: u64| {
+        usize::try_from(offset)
+            .ok()
+            .and_then(|o| vm2dmp_formats::le::u32(head, o))
+    };
+    let sig = u32_at(0);
+    sig == Some(hvs::FILE_SIGNATURE)
+        || sig == Some(legacy::SIGNATURE)
+        || u32_at(hvs::HEADER_COPY_OFFSETS[1]) == Some(hvs::FILE_SIGNATURE)
+}
+
 pub(crate) fn open_container(path: &Path, replay: bool) -> Result<ContainerFile> {
     parse_container(InputFile::open(path)?, replay)
 }

@@ -25,7 +25,7 @@ mod summary;
 mod value;
 mod vcpu;
 
-pub use container::{ConfigFile, ConfigValue};
+pub use container::{is_saved_state, ConfigFile, ConfigValue};
 pub use hvs::ReplayLogStatus;
 pub use keys::{list_keys, list_keys_from_bytes, KeyData, KeyEntry, KeyListing};
 pub use memory_map::{KeyFlavour, MemoryRange};

@@ -572,6 +572,7 @@ impl MemorySource for SavedState {
                 .map(|m| (m[0] as u32, [m[1], m[2], m[3], m[4]])),
             boot_processor: self.partition.boot_vp,
             notes: Vec::new(),
+            processors_from_kernel: false,
         }
     }
 }

@@ -78,6 +78,10 @@ pub struct MachineInfo {
     /// What the reader had to infer or could not read, in words, for the user (for example
     /// "EFER is not in the notes: long mode derived from CS.L"); a conversion reports them.
     pub notes: Vec<String>,
+    /// The source saved no processor state: [`MemorySource::vcpus`] is one assumed processor
+    /// (its paging mode and CR3 as the user gave them) for kernel discovery only, and a
+    /// conversion reads each processor's registers from its KPRCB instead.
+    pub processors_from_kernel: bool,
 }
 
 /// A saved guest: memory, processors and machine facts, from whatever file format.

@@ -43,7 +43,9 @@
 
 pub mod convert;
 pub mod dump;
+pub mod input;
 pub mod output;
+pub mod raw;
 
 pub use vm2dmp_folders as folders;
 pub use vm2dmp_guest as guest;

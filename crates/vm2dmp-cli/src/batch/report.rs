@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use vm2dmp::{folders::Candidate, folders::EntryKind, Cancel, SavedState};
+use vm2dmp::input::Input;
+use vm2dmp::{folders::Candidate, folders::EntryKind, Cancel, MemorySource};
 
 use crate::args::ConvertArgs;
 use crate::shared::{human_bytes, paint, print_stdout, to_json};
@@ -84,10 +85,12 @@ impl Entry {
     }
 
     /// The entry of a single conversion (`INPUT OUTPUT` with `--report`).
-    pub(crate) fn single(input: &Path, state: &SavedState) -> Self {
+    pub(crate) fn single(input: &Path, state: &Input) -> Self {
         let mut e = Self::new(input, file_label(input));
         e.files = state.files();
-        e.replay_pending = state.replay_log().pending_entries;
+        e.replay_pending = state
+            .as_hyperv()
+            .map_or(0, |s| s.replay_log().pending_entries);
         e
     }
 

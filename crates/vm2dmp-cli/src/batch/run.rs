@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget};
-use vm2dmp::{hyperv::OpenOptions, Cancel, ConvertOptions, DumpFile, SavedState};
+use vm2dmp::input::Input;
+use vm2dmp::{Cancel, ConvertOptions, DumpFile, MemorySource};
 
 use super::plan::{Job, Plan};
 use super::report::{self, Entry, Outcome, Report, INTERRUPTED};
@@ -118,13 +119,12 @@ fn convert_one(
     if output.exists() && !args.force {
         return existing_output(entry, &output, &job.main);
     }
-    let state = match SavedState::open_with(
-        &job.main,
-        &OpenOptions {
-            bin: job.bin.clone(),
-            no_replay: args.input.no_replay,
-        },
-    ) {
+    let mut open = match args.input.open_options() {
+        Ok(o) => o,
+        Err(e) => return entry.finish(Outcome::Failed, Some(e)),
+    };
+    open.memory_file = job.bin.clone();
+    let state = match Input::open(&job.main, &open) {
         Ok(s) => s,
         // As when found in a folder: a file without memory is skipped, not failed.
         Err(e @ vm2dmp::Error::NoMemoryImage { .. }) => {
@@ -133,7 +133,9 @@ fn convert_one(
         Err(e) => return entry.finish(Outcome::Failed, Some(crate::describe(&e))),
     };
     entry.files = state.files();
-    entry.replay_pending = state.replay_log().pending_entries;
+    entry.replay_pending = state
+        .as_hyperv()
+        .map_or(0, |s| s.replay_log().pending_entries);
     let bar = display.job_bar(&entry.label);
     let result = vm2dmp::convert(
         &state,

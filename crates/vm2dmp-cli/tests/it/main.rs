@@ -8,5 +8,6 @@ mod batch;
 mod cli;
 mod common;
 mod folders;
+mod formats;
 #[cfg(target_os = "linux")]
 mod interrupt;

@@ -16,17 +16,17 @@ use vm2dmp_synth::{SynthVm, SynthVp};
 use crate::guest::{build, Clues};
 
 /// Guest RAM held in memory, one buffer per range, and the registers of each processor.
-struct FlatImage {
+pub(crate) struct FlatImage {
     ranges: Vec<RamRange>,
     /// `ranges[i]`'s bytes.
     ram: Vec<Vec<u8>>,
     /// `(range, first page in range)` of each chunk of at most MAX_CHUNK_PAGES pages.
     chunks: Vec<(usize, u64)>,
-    cpus: Vec<CpuState>,
+    pub(crate) cpus: Vec<CpuState>,
 }
 
 impl FlatImage {
-    fn from_synth(vm: &SynthVm) -> Self {
+    pub(crate) fn from_synth(vm: &SynthVm) -> Self {
         let mut ranges: Vec<RamRange> = vm
             .ranges
             .iter()
@@ -198,6 +198,7 @@ impl MemorySource for FlatImage {
             guest_bugcheck: None,
             boot_processor: Some(0),
             notes: Vec::new(),
+            processors_from_kernel: false,
         }
     }
 }

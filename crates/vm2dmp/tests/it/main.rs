@@ -10,5 +10,6 @@ mod hostile_sample;
 mod kernel;
 mod malformed_kernel_discovery;
 mod malformed_truncated_while_open;
+mod raw;
 mod sample;
 mod synth_roundtrip;
