@@ -12,11 +12,13 @@
 #   ovmf.kdump-zlib      dump-guest-memory -z FILE   (kdump-compressed, zlib)
 #   ovmf.kdump-lzo       dump-guest-memory -l FILE   (when QEMU has lzo)
 #   ovmf.kdump-snappy    dump-guest-memory -s FILE   (when QEMU has snappy)
+#   ovmf.raw             pmemsave of 0-256 MiB and of 4 GiB-4.5 GiB, joined: a raw image
+#                        with memory map 0x0-0xfffffff,0x100000000-0x11fffffff
 #   provenance.txt       QEMU version, firmware hash, command line, sizes
 # QEMU 7.2 writes kdump files in makedumpfile's flattened form.
 #
 # Needs qemu-system-x86_64 (Debian package qemu-system-x86), OVMF (package
-# ovmf) and python3; about 1.6 GiB free in OUTDIR. Override the programs
+# ovmf) and python3; about 2.4 GiB free in OUTDIR. Override the programs
 # with QEMU=... and the firmware directory with OVMF_DIR=...
 set -euo pipefail
 
@@ -45,7 +47,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-rm -f "$outdir"/ovmf.elf "$outdir"/ovmf.kdump-* "$outdir"/provenance.txt
+rm -f "$outdir"/ovmf.* "$outdir"/provenance.txt
 cp "$OVMF_DIR/OVMF_VARS_4M.fd" "$work/vars.fd"
 args=(-machine q35,accel=tcg,max-ram-below-4g=1G -m 1536M -smp 2
     -drive if=pflash,format=raw,unit=0,readonly=on,file="$OVMF_DIR/OVMF_CODE_4M.fd"
@@ -84,6 +86,13 @@ run("stop")
 errs = run(f"dump-guest-memory {outdir}/ovmf.elf")
 if errs:
     sys.exit("dump-guest-memory (ELF): " + " ".join(errs))
+# A raw image as QEMU reads guest-physical memory: the first 256 MiB and the 512 MiB above
+# 4 GiB, joined below (memory map 0x0-0xfffffff,0x100000000-0x11fffffff).
+for addr, size, name in ((0, 0x10000000, "low"), (0x100000000, 0x20000000, "high")):
+    # Quoted: the size is an expression, and a path after it would read as a division.
+    errs = run(f"pmemsave {addr:#x} {size:#x} \"{outdir}/ovmf-{name}.part\"")
+    if errs:
+        sys.exit("pmemsave: " + " ".join(errs))
 for flag, name in (("-z", "zlib"), ("-l", "lzo"), ("-s", "snappy")):
     errs = run(f"dump-guest-memory {flag} {outdir}/ovmf.kdump-{name}")
     if errs:
@@ -94,6 +103,8 @@ while s.recv(65536):
 PY
 wait "$qemu_pid" || true
 qemu_pid=
+cat "$outdir/ovmf-low.part" "$outdir/ovmf-high.part" >"$outdir/ovmf.raw"
+rm -f "$outdir"/ovmf-*.part
 {
     echo "qemu: $("$QEMU" --version | head -n1)"
     echo "firmware: $OVMF_DIR/OVMF_CODE_4M.fd sha256 $(sha256sum "$OVMF_DIR/OVMF_CODE_4M.fd" | cut -d' ' -f1)"

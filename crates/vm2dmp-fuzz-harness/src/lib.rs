@@ -23,7 +23,7 @@ mod targets;
 mod template;
 
 pub use checksums::fix_hvs_checksums;
-pub use state::{convert_and_verify, exercise, MAX_DECODED_BLOCKS};
+pub use state::{convert_and_verify, exercise, exercise_source, MAX_DECODED_BLOCKS};
 pub use targets::{
     kdump_parse, kernel, page_tables, partition_state, pdb_symbols, ram_block, vmrs_open,
     vsv_bin_open, xpress,

@@ -1,6 +1,6 @@
 //! What the `vmrs_open`, `vsv_bin_open` and `kernel` targets do with a saved state that opens.
 
-use vm2dmp::{hyperv::BLOCK_SIZE, source::PAGE_SIZE, SavedState};
+use vm2dmp::{hyperv::BLOCK_SIZE, source::PAGE_SIZE, MemorySource, SavedState};
 
 /// RAM blocks decoded per input (each costs a full 1 MiB decode).
 pub const MAX_DECODED_BLOCKS: usize = 64;
@@ -77,6 +77,69 @@ pub fn exercise(state: &SavedState) -> usize {
     convert_and_verify(state)
 }
 
+/// Everything a reader of any opened memory source may call, on bounded amounts of data,
+/// then [`convert_and_verify`]. Returns the number of dumps written and verified.
+pub fn exercise_source(src: &dyn MemorySource) -> usize {
+    let _ = src.files();
+    let _ = src.ram_pages();
+    let machine = src.machine();
+    assert!(!machine.kind.is_empty(), "every source names its kind");
+    for vp in src.vcpus().iter().take(8) {
+        let _ = vp.architecture();
+        let _ = vp.paging_mode();
+        let _ = vp.mode_description();
+        let _ = vp.paging_enabled();
+        let _ = vp.fp.map(|f| f.fxsave());
+    }
+    let _ = src.boot_vcpu();
+    let mut buf = [0u8; 64];
+    let ranges = src.ram_ranges().to_vec();
+    assert!(
+        ranges
+            .windows(2)
+            .all(|w| w[0].gpa_page_end() <= w[1].gpa_page_start),
+        "RAM ranges sorted and not overlapping: {ranges:?}"
+    );
+    for r in ranges.iter().take(4) {
+        let (start, end) = (r.gpa_start(), r.gpa_end());
+        for gpa in [
+            start,
+            start.saturating_add(PAGE_SIZE as u64 - 16),
+            end.saturating_sub(32),
+            end,
+        ] {
+            let _ = src.read_phys(gpa, &mut buf);
+            let _ = src.range_of(gpa >> 12);
+        }
+    }
+    let _ = src.read_phys(u64::MAX - 8, &mut buf);
+    let _ = src.read_phys(0, &mut []);
+    let mut chunk = vec![0u8; vm2dmp::source::MAX_CHUNK_PAGES * PAGE_SIZE];
+    let mut pages = 0u64;
+    for n in 0..src.chunk_count().min(MAX_DECODED_BLOCKS / 4) {
+        let spans = src.chunk_spans(n);
+        for s in &spans {
+            assert!(
+                s.page_in_chunk + s.pages <= vm2dmp::source::MAX_CHUNK_PAGES,
+                "chunk {n} span {s:?} beyond a chunk"
+            );
+            assert!(
+                src.range_of(s.gpa_page).is_some(),
+                "chunk {n} span {s:?} outside RAM"
+            );
+            pages += s.pages as u64;
+        }
+        let _ = src.raw_chunk(n).is_some();
+        let _ = src.zero_pages(n);
+        let _ = src.decode_chunk(n, &mut chunk);
+    }
+    if src.chunk_count() <= MAX_DECODED_BLOCKS / 4 {
+        assert_eq!(pages, src.ram_pages(), "chunks cover RAM exactly once");
+    }
+    let _ = src.decode_chunk(src.chunk_count(), &mut chunk);
+    convert_and_verify(src)
+}
+
 /// Guests converted per input: at most this much RAM ...
 const MAX_CONVERTED_PAGES: u64 = 4 * vm2dmp::hyperv::PAGES_PER_BLOCK as u64;
 /// ... ending below this guest page (bitmap dumps cover every page below the highest).
@@ -88,9 +151,9 @@ const MAX_CONVERTED_GPA_PAGE: u64 = 1 << 20;
 /// Returns the number of dumps written and verified (0 for a larger guest).
 ///
 /// Dumps go to a new temporary directory per call, removed on return.
-pub fn convert_and_verify(state: &SavedState) -> usize {
+pub fn convert_and_verify(state: &dyn MemorySource) -> usize {
     use vm2dmp::{convert, verify, Cancel, ConvertOptions, DumpFile, DumpFormat, NoProgress};
-    let end = state.memory_ranges().last().map_or(0, |r| r.gpa_page_end());
+    let end = state.ram_ranges().last().map_or(0, |r| r.gpa_page_end());
     if state.ram_pages() > MAX_CONVERTED_PAGES || end > MAX_CONVERTED_GPA_PAGE {
         return 0;
     }

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
-use vm2dmp::{convert, Cancel, ConvertOptions, DumpFormat, NoProgress, SavedState};
+use vm2dmp::{convert, Cancel, ConvertOptions, DumpFormat, MemorySource, NoProgress, SavedState};
 use vm2dmp_synth::{
     write_vmrs, write_vsv_bin, BlockEncoding, MixedContent, PagePolicy, SynthRange, SynthVm,
     SynthVp,
@@ -90,30 +90,39 @@ fn bios_vm() -> SynthVm {
 
 /// One manifest entry: the dump and, for every guest page, its SHA-256 (or null when the
 /// dump leaves it out because it is all zero).
-fn entry(state: &SavedState, dump: &Path, arch: &str, bitmap: bool, skip_zero: bool) -> String {
+fn entry(
+    state: &dyn MemorySource,
+    dump: &Path,
+    arch: &str,
+    bitmap: bool,
+    skip_zero: bool,
+) -> String {
     let mut pages = String::new();
-    let mut it = state.pages();
-    while let Some(p) = it.next() {
-        let (pfn, bytes) = p.expect("page");
-        if !pages.is_empty() {
-            pages.push(',');
-        }
-        if skip_zero && bytes.iter().all(|&b| b == 0) {
-            let _ = write!(pages, "\"{pfn:#x}\":null");
-        } else {
-            let _ = write!(pages, "\"{pfn:#x}\":\"{:x}\"", Sha256::digest(bytes));
+    let mut bytes = vec![0u8; 4096];
+    for r in state.ram_ranges() {
+        for pfn in r.gpa_page_start..r.gpa_page_end() {
+            state.read_phys(pfn << 12, &mut bytes).expect("page");
+            if !pages.is_empty() {
+                pages.push(',');
+            }
+            if skip_zero && bytes.iter().all(|&b| b == 0) {
+                let _ = write!(pages, "\"{pfn:#x}\":null");
+            } else {
+                let _ = write!(pages, "\"{pfn:#x}\":\"{:x}\"", Sha256::digest(&bytes));
+            }
         }
     }
     let holes: Vec<String> = state
-        .memory_ranges()
+        .ram_ranges()
         .iter()
         .map(|r| format!("\"{:#x}\"", r.gpa_end()))
         .collect();
+    let boot = state.boot_vcpu().copied().unwrap_or_default();
     format!(
         "{{\"path\":{:?},\"arch\":\"{arch}\",\"bitmap\":{bitmap},\"dtb\":\"{:#x}\",\"rip\":\"{:#x}\",\"holes\":[{}],\"pages\":{{{pages}}}}}",
         dump.display().to_string(),
-        state.boot_vcpu().cr3,
-        state.boot_vcpu().rip,
+        boot.cr3,
+        boot.rip,
         holes.join(",")
     )
 }
