@@ -244,8 +244,11 @@ fn plan_path(p: &Path, args: &ConvertArgs, out: &mut Vec<Planned>) {
     }
     // A .bin given alone: its .vsv beside it is the file to open (as `convert x.bin` does), so
     // that giving both converts the pair once.
-    let vsv = match (ext.as_str(), &args.input.bin) {
-        ("bin", None) => vm2dmp::hyperv::sibling_file(p, "vsv"),
+    // Likewise a VMware .vmem beside its .vmss (suspended) or .vmsn (snapshot).
+    let vsv = match (ext.as_str(), &args.input.bin, args.input.raw) {
+        ("bin", None, false) => vm2dmp::hyperv::sibling_file(p, "vsv"),
+        ("vmem", None, false) => vm2dmp::hyperv::sibling_file(p, "vmss")
+            .or_else(|| vm2dmp::hyperv::sibling_file(p, "vmsn")),
         _ => None,
     };
     let (main, bin) = match vsv {
