@@ -96,6 +96,7 @@ pub mod common;
 pub mod corrupt;
 pub mod encode;
 pub mod hvs;
+pub mod kdump_file;
 mod keys;
 pub mod layout;
 pub mod legacy;

@@ -248,4 +248,43 @@ mod tests {
         let mut small = [0u8; 16];
         assert_eq!(decompress(&big, &mut small), Err(LzoError::OutputOverrun));
     }
+
+    /// liblzo2's own output (tests/data/lzo/make_vectors.py): lzo1x_1 as QEMU and
+    /// makedumpfile write it, and lzo1x_999, which uses every instruction kind.
+    #[test]
+    fn liblzo2_vectors() {
+        macro_rules! vector {
+            ($name:literal) => {
+                (
+                    $name,
+                    &include_bytes!(concat!("../../tests/data/lzo/", $name, ".page"))[..],
+                    &include_bytes!(concat!("../../tests/data/lzo/", $name, ".lzo1x_1"))[..],
+                    &include_bytes!(concat!("../../tests/data/lzo/", $name, ".lzo1x_999"))[..],
+                )
+            };
+        }
+        for (name, page, fast, best) in [
+            vector!("text"),
+            vector!("random"),
+            vector!("sparse"),
+            vector!("zero"),
+            vector!("mixed"),
+        ] {
+            for stream in [fast, best] {
+                let mut out = [0u8; 4096];
+                assert_eq!(decompress(stream, &mut out), Ok(4096), "{name}");
+                assert_eq!(&out[..], page, "{name}");
+                // Every proper prefix is refused, never a panic.
+                for cut in 0..stream.len() {
+                    assert!(
+                        decompress(&stream[..cut], &mut out).is_err(),
+                        "{name} cut {cut}"
+                    );
+                }
+                // A page buffer one byte short overruns.
+                let mut short = [0u8; 4095];
+                assert_eq!(decompress(stream, &mut short), Err(LzoError::OutputOverrun));
+            }
+        }
+    }
 }
