@@ -826,7 +826,6 @@ impl MemorySource for KdumpFile {
         let contiguous = descs.iter().enumerate().all(|(i, d)| {
             d.is_raw()
                 && d.size == PAGE_SIZE as u32
-                && !self.is_zero_desc(d)
                 && Some(d.offset) == first.checked_add((i * PAGE_SIZE) as u64)
         });
         let end = first.checked_add(u64::from(c.pages) * PAGE_SIZE as u64)?;
