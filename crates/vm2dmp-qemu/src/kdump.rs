@@ -99,8 +99,8 @@ pub fn is_kdump(head: &[u8]) -> bool {
     head.starts_with(KDUMP_SIGNATURE)
 }
 
-/// True when `head` starts a flattened file (makedumpfile's stream form, which holds a kdump
-/// file or, rarely, an ELF core).
+/// True when `head` starts a kdump-compressed file, plain or flattened (makedumpfile's stream
+/// form can also hold an ELF core, which [`KdumpFile`] then refuses as corrupt).
 pub fn is_kdump_or_flattened(head: &[u8]) -> bool {
     is_kdump(head) || is_flattened(head)
 }
@@ -674,18 +674,30 @@ fn read_bitmaps(body: &Body, h: &KdumpHeader) -> Result<(Vec<RamRange>, u64, u64
         second.resize(n, 0);
         body.read_into(h.bitmap_offset + at, &mut first, "1st dump bitmap")?;
         body.read_into(h.bitmap_offset + half + at, &mut second, "2nd dump bitmap")?;
-        for (i, (&present, &mut dump)) in first.iter().zip(second.iter_mut()).enumerate() {
+        for (i, (&present, &dump)) in first.iter().zip(second.iter()).enumerate() {
             let base = (at + i as u64) * 8;
-            let mut dump = dump;
+            let (mut present, mut dump) = (present, dump);
             // Bits past max_mapnr describe no page.
             if base + 8 > h.max_mapnr {
-                dump &= ((1u16 << (h.max_mapnr - base)) - 1) as u8;
+                let valid = ((1u16 << (h.max_mapnr - base)) - 1) as u8;
+                present &= valid;
+                dump &= valid;
             }
             excluded += u64::from((present & !dump).count_ones());
             if dump == 0 {
                 continue;
             }
             dumped += u64::from(dump.count_ones());
+            if dump == 0xFF {
+                match ranges.last_mut() {
+                    Some(r) if r.gpa_page_end() == base => r.page_count += 8,
+                    _ => ranges.push(RamRange {
+                        gpa_page_start: base,
+                        page_count: 8,
+                    }),
+                }
+                continue;
+            }
             for bit in 0..8 {
                 if dump & (1 << bit) == 0 {
                     continue;
@@ -846,8 +858,12 @@ impl MemorySource for KdumpFile {
             if self.range_of(pfn).is_none() {
                 return Err(Error::hole(addr));
             }
-            let ci = self.chunks.partition_point(|c| c.pfn <= pfn) - 1;
-            let c = self.chunks[ci];
+            let c = self
+                .chunks
+                .partition_point(|c| c.pfn <= pfn)
+                .checked_sub(1)
+                .and_then(|i| self.chunks.get(i).copied())
+                .ok_or_else(|| Error::hole(addr))?;
             let index = c.desc + (pfn - c.pfn);
             let descs = self.descriptors(index, 1)?;
             self.decode_pages(&descs, index, pfn, &mut page)?;
