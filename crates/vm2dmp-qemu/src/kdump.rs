@@ -59,7 +59,8 @@ use vm2dmp_source::{
     RawChunk, Result, MAX_CHUNK_PAGES, PAGE_SIZE,
 };
 
-use crate::flat::{is_flattened, FlattenedFile};
+pub use crate::flat::is_flattened;
+use crate::flat::FlattenedFile;
 
 /// Signature at offset 0 of a kdump-compressed file.
 pub const KDUMP_SIGNATURE: &[u8; 8] = b"KDUMP   ";
