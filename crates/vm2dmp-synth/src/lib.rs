@@ -1,7 +1,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 //! Writes synthetic Hyper-V saved-state files, valid or deliberately broken, for tests
-//! and benchmarks of the vm2dmp reader.
+//! and benchmarks of the vm2dmp reader; [`kdump_file`] writes QEMU-style kdump-compressed
+//! files (plain or flattened) for the vm2dmp-qemu reader.
 //!
 //! Two containers are written, following `docs/hyperv-saved-state.md` and the byte
 //! conventions of the real sample in `testdata/hyperv-sample/`:
@@ -96,6 +97,7 @@ pub mod common;
 pub mod corrupt;
 pub mod encode;
 pub mod hvs;
+pub mod kdump_file;
 mod keys;
 pub mod layout;
 pub mod legacy;
