@@ -903,6 +903,7 @@ impl MemorySource for KdumpFile {
             guest_bugcheck: None,
             boot_processor: None,
             notes: self.notes.clone(),
+            processors_from_kernel: false,
         }
     }
 }

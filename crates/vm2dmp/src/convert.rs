@@ -170,7 +170,7 @@ fn header_info(
         Arch::X86 { pae: true } => boot.cr3 & 0xFFFF_FFE0,
         Arch::X86 { pae: false } => boot.cr3 & 0xFFFF_F000,
     };
-    if !boot.paging_enabled() {
+    if !boot.paging_enabled() && !state.vcpus().is_empty() {
         notes.push(format!(
             "VP {} is in {} (CR0 {:#x}): no paged operating system was running, so no Windows kernel is present; the dump holds guest-physical memory only and DirectoryTableBase is meaningless",
             boot.index,

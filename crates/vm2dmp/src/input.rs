@@ -11,6 +11,7 @@ use vm2dmp_source::{
 
 use crate::hyperv::{self, SavedState};
 use crate::raw::{RawImage, RawOptions};
+use vm2dmp_qemu::kdump::KdumpFile;
 
 /// The formats vm2dmp reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +20,9 @@ use crate::raw::{RawImage, RawOptions};
 pub enum Format {
     /// Hyper-V saved state: `.vmrs` (HVS container) or `.vsv` + `.bin` (0x500 container).
     HyperV,
+    /// A kdump-compressed file (makedumpfile's diskdump layout, plain or flattened), as QEMU's
+    /// `dump-guest-memory -z/-l/-s`, `virsh dump --format=kdump-*` or makedumpfile write it.
+    Kdump,
     /// A raw physical memory image (only when asked for: raw images have no signature).
     Raw,
 }
@@ -28,6 +32,7 @@ impl Format {
     pub fn name(self) -> &'static str {
         match self {
             Format::HyperV => hyperv::KIND,
+            Format::Kdump => "kdump-compressed dump",
             Format::Raw => crate::raw::KIND,
         }
     }
@@ -70,6 +75,9 @@ pub fn detect_bytes(head: &[u8]) -> Option<Format> {
     if hyperv::is_saved_state(head) {
         return Some(Format::HyperV);
     }
+    if vm2dmp_qemu::kdump::is_kdump_or_flattened(head) {
+        return Some(Format::Kdump);
+    }
     None
 }
 
@@ -93,6 +101,8 @@ fn read_head(path: &Path) -> Result<Vec<u8>> {
 pub enum Input {
     /// A Hyper-V saved state.
     HyperV(Box<SavedState>),
+    /// A kdump-compressed file.
+    Kdump(KdumpFile),
     /// A raw physical memory image.
     Raw(RawImage),
 }
@@ -112,6 +122,7 @@ impl Input {
                 path,
                 &opts.hyperv(),
             )?))),
+            Some(Format::Kdump) => Ok(Input::Kdump(KdumpFile::open(path)?)),
             // Too short to tell: the Hyper-V reader says what is missing.
             _ if head.len() < 4 => Ok(Input::HyperV(Box::new(SavedState::open_with(
                 path,
@@ -125,6 +136,7 @@ impl Input {
     pub fn format(&self) -> Format {
         match self {
             Input::HyperV(_) => Format::HyperV,
+            Input::Kdump(_) => Format::Kdump,
             Input::Raw(_) => Format::Raw,
         }
     }
@@ -141,6 +153,7 @@ impl Input {
     pub fn source(&self) -> &dyn MemorySource {
         match self {
             Input::HyperV(s) => s.as_ref(),
+            Input::Kdump(s) => s,
             Input::Raw(s) => s,
         }
     }

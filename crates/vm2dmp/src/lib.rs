@@ -51,6 +51,7 @@ pub use vm2dmp_folders as folders;
 pub use vm2dmp_guest as guest;
 pub use vm2dmp_hyperv as hyperv;
 pub use vm2dmp_kdump as kdump;
+pub use vm2dmp_qemu as qemu;
 pub use vm2dmp_source as source;
 
 pub use convert::{convert, ConvertOptions, ConvertReport, DumpFormat, WritePath};
