@@ -156,7 +156,10 @@ pub fn parse_container(file: &InputFile) -> Result<Container> {
         let entry_offset = HEADER_SIZE + i as u64 * GROUP_SIZE;
         let base = i * GROUP_SIZE as usize;
         let name_bytes = table.get(base..base + 64).unwrap_or(&[]);
-        let end = name_bytes.iter().position(|&b| b == 0).unwrap_or(name_bytes.len());
+        let end = name_bytes
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(name_bytes.len());
         let name = String::from_utf8_lossy(&name_bytes[..end]).into_owned();
         let tags_offset = le::u64(&table, base + 64)
             .ok_or_else(|| ctx.corrupt("group table entry", entry_offset, "truncated"))?;

@@ -83,7 +83,11 @@ pub fn regions(
                 )
             })?;
             let v = t.value().ok_or_else(|| {
-                ctx.corrupt("region tag", t.offset, format!("{name}[{i}] is not a number"))
+                ctx.corrupt(
+                    "region tag",
+                    t.offset,
+                    format!("{name}[{i}] is not a number"),
+                )
             })?;
             Ok((v, t.offset))
         };

@@ -142,7 +142,9 @@ impl VmwareState {
         let (location, backing_len, backing_name) = match (&vmem, mem_tag) {
             (Some(v), _) => (MemoryLocation::Vmem, v.len(), ".vmem"),
             (None, Some(t)) => (
-                MemoryLocation::InState { offset: t.data_offset },
+                MemoryLocation::InState {
+                    offset: t.data_offset,
+                },
                 t.data_len,
                 "Memory tag's data",
             ),
@@ -286,7 +288,11 @@ impl MemorySource for VmwareState {
             Error::InvalidArgument(format!("chunk {n} needs {len} bytes, got {given}"))
         })?;
         let (file, base) = self.backing();
-        file.read_into(base + c.backing_page * PAGE_SIZE as u64, out, "guest memory")?;
+        file.read_into(
+            base + c.backing_page * PAGE_SIZE as u64,
+            out,
+            "guest memory",
+        )?;
         Ok([0; 4])
     }
 
