@@ -30,6 +30,13 @@ use crate::format::Tag;
 /// Most vCPUs accepted.
 pub const MAX_VCPUS: u64 = 4096;
 
+/// Names of the tags read as registers.
+const REGISTER_TAGS: [&str; 29] = [
+    "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13",
+    "r14", "r15", "rip", "eip", "eflags", "EFLAGS", "gpregs", "CR64", "CR", "DR64", "DR", "GDTR",
+    "IDTR", "S", "S.base64",
+];
+
 const EFER_LME: u64 = 1 << 8;
 const EFER_LMA: u64 = 1 << 10;
 
@@ -60,6 +67,7 @@ pub fn read_vcpus(
         None => {
             let n = tags
                 .iter()
+                .filter(|t| REGISTER_TAGS.contains(&t.name.as_str()))
                 .filter_map(|t| t.index(0))
                 .map(|i| u64::from(i) + 1)
                 .filter(|&n| n <= MAX_VCPUS)

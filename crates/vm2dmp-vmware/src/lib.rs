@@ -9,7 +9,7 @@
 //! six bits, number of `u32` indices in the top two), a name-length byte, the name, the
 //! indices and its data: a value of up to 61 bytes, or for sizes 62 (compressed) and 63
 //! long data with its size on disk and in memory (32-bit fields when the magic's low
-//! nibble is 0, else 64-bit), a 16-bit padding length and the padding. See [`format`].
+//! nibble is 0, else 64-bit), a 16-bit padding length and the padding. See [`format`](mod@format).
 //!
 //! * Magic values: crash `vmware_vmss.h` (0xbed0bed0 "old", 0xbed2bed2, 0xbed3bed3
 //!   partial, 0xbad1bad1 restored, 0xbad2bad2 not to be restored); volatility3

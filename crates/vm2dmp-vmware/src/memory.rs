@@ -26,8 +26,8 @@ pub struct Region {
     pub pages: u64,
 }
 
-/// Where the `Memory` tag of the `memory` group puts RAM inside the state file, if it has
-/// data: `(tag, data offset, length)`.
+/// The `Memory` tag of the `memory` group (long data: guest RAM inside the state file), if
+/// there is one.
 pub fn memory_tag(tags: &[Tag]) -> Option<&Tag> {
     tags.iter().find(|t| t.name == "Memory" && t.long)
 }

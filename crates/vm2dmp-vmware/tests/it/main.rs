@@ -462,3 +462,27 @@ fn truncation_at_every_length_and_flipped_bytes_never_panic() {
         }
     }
 }
+
+#[test]
+fn vcpus_are_counted_from_register_tags_and_32_bit_views_are_used_when_alone() {
+    let g = tiny();
+    let mut cp = g.checkpoint();
+    cp.groups[2]
+        .tags
+        .retain(|t| t.name != "cpu:numVCPUs" && t.name != "CR64" && t.name != "rip");
+    let (b, _) = cp.to_bytes();
+    let s = VmwareState::from_bytes(name(), b, Some(g.backing())).unwrap();
+    assert_eq!(s.vcpus().len(), 2);
+    for (i, (got, v)) in s.vcpus().iter().zip(&g.vcpus).enumerate() {
+        assert_eq!(got.index, i as u32);
+        assert_eq!(got.cr3, v.cr[3] & 0xFFFF_FFFF);
+        assert_eq!(got.cr0, v.cr[0]);
+        assert_eq!(got.rip, v.rip & 0xFFFF_FFFF, "eip stands in for rip");
+        assert_eq!(got.rax, v.gp[0]);
+    }
+    let notes = s.machine().notes;
+    assert!(
+        notes.iter().any(|n| n.contains("cpu:numVCPUs")),
+        "{notes:?}"
+    );
+}
