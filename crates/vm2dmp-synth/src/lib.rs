@@ -106,6 +106,7 @@ pub mod model;
 pub mod options;
 pub mod partition;
 pub mod pdb;
+pub mod vmware;
 
 use std::io;
 use std::path::Path;
