@@ -342,6 +342,7 @@ impl MemorySource for VmwareState {
             guest_bugcheck: None,
             boot_processor: (!self.vcpus.is_empty()).then_some(0),
             notes: self.notes.clone(),
+            processors_from_kernel: false,
         }
     }
 }
