@@ -12,6 +12,7 @@ use vm2dmp_source::{
 use crate::hyperv::{self, SavedState};
 use crate::raw::{RawImage, RawOptions};
 use vm2dmp_qemu::kdump::KdumpFile;
+use vm2dmp_vmware::VmwareState;
 
 /// The formats vm2dmp reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +24,8 @@ pub enum Format {
     /// A kdump-compressed file (makedumpfile's diskdump layout, plain or flattened), as QEMU's
     /// `dump-guest-memory -z/-l/-s`, `virsh dump --format=kdump-*` or makedumpfile write it.
     Kdump,
+    /// VMware suspended (`.vmss`) or snapshot (`.vmsn`) state, with its `.vmem`.
+    Vmware,
     /// A raw physical memory image (only when asked for: raw images have no signature).
     Raw,
 }
@@ -33,6 +36,7 @@ impl Format {
         match self {
             Format::HyperV => hyperv::KIND,
             Format::Kdump => "kdump-compressed dump",
+            Format::Vmware => "VMware suspended or snapshot state",
             Format::Raw => crate::raw::KIND,
         }
     }
@@ -78,6 +82,9 @@ pub fn detect_bytes(head: &[u8]) -> Option<Format> {
     if vm2dmp_qemu::kdump::is_kdump_or_flattened(head) {
         return Some(Format::Kdump);
     }
+    if vm2dmp_vmware::is_vmware_state(head) {
+        return Some(Format::Vmware);
+    }
     None
 }
 
@@ -103,6 +110,8 @@ pub enum Input {
     HyperV(Box<SavedState>),
     /// A kdump-compressed file.
     Kdump(KdumpFile),
+    /// VMware suspended or snapshot state.
+    Vmware(Box<VmwareState>),
     /// A raw physical memory image.
     Raw(RawImage),
 }
@@ -123,12 +132,23 @@ impl Input {
                 &opts.hyperv(),
             )?))),
             Some(Format::Kdump) => Ok(Input::Kdump(KdumpFile::open(path)?)),
+            Some(Format::Vmware) => Ok(Input::Vmware(Box::new(VmwareState::open_with(
+                path,
+                opts.memory_file.as_deref(),
+            )?))),
             // Too short to tell: the Hyper-V reader says what is missing.
             _ if head.len() < 4 => Ok(Input::HyperV(Box::new(SavedState::open_with(
                 path,
                 &opts.hyperv(),
             )?))),
-            Some(Format::Raw) | None => Err(unrecognised(path, &head)),
+            Some(Format::Raw) | None => match vmem_owner(path) {
+                // A .vmem given alone: its state file beside it holds the rest.
+                Some(state) => Ok(Input::Vmware(Box::new(VmwareState::open_with(
+                    state,
+                    Some(path),
+                )?))),
+                None => Err(unrecognised(path, &head)),
+            },
         }
     }
 
@@ -137,6 +157,7 @@ impl Input {
         match self {
             Input::HyperV(_) => Format::HyperV,
             Input::Kdump(_) => Format::Kdump,
+            Input::Vmware(_) => Format::Vmware,
             Input::Raw(_) => Format::Raw,
         }
     }
@@ -154,9 +175,19 @@ impl Input {
         match self {
             Input::HyperV(s) => s.as_ref(),
             Input::Kdump(s) => s,
+            Input::Vmware(s) => s.as_ref(),
             Input::Raw(s) => s,
         }
     }
+}
+
+/// The `.vmss` or `.vmsn` beside a `.vmem`, when there is one.
+fn vmem_owner(path: &Path) -> Option<PathBuf> {
+    let ext = path.extension()?.to_str()?;
+    if !ext.eq_ignore_ascii_case("vmem") {
+        return None;
+    }
+    hyperv::sibling_file(path, "vmss").or_else(|| hyperv::sibling_file(path, "vmsn"))
 }
 
 fn unrecognised(path: &Path, head: &[u8]) -> Error {

@@ -53,6 +53,7 @@ pub use vm2dmp_hyperv as hyperv;
 pub use vm2dmp_kdump as kdump;
 pub use vm2dmp_qemu as qemu;
 pub use vm2dmp_source as source;
+pub use vm2dmp_vmware as vmware;
 
 pub use convert::{convert, ConvertOptions, ConvertReport, DumpFormat, WritePath};
 pub use dump::{verify, DumpFile, VerifyReport};
