@@ -11,5 +11,6 @@ mod kernel;
 mod malformed_kernel_discovery;
 mod malformed_truncated_while_open;
 mod raw;
+mod vmware;
 mod sample;
 mod synth_roundtrip;
