@@ -15,11 +15,13 @@
 //!   skipped), not smaller.
 //! - Guest RAM is the PT_LOAD (1) segments by `p_paddr`, the guest-physical address (`p_vaddr`
 //!   is a guest-virtual address in QEMU's paging dumps and 0 otherwise). Bytes past `p_filesz`
-//!   up to `p_memsz` read as zero. Segments must start on a page boundary (QEMU's and
-//!   VirtualBox's do); one ending inside a page is rounded up with zeros. Where segments
-//!   overlap in guest-physical memory (`dump-guest-memory -p` writes one per virtual mapping)
-//!   the first one's bytes are used. VirtualBox writes MMIO ranges as PT_LOADs with no bytes
-//!   in the file: those are not RAM.
+//!   up to `p_memsz` read as zero, unless another segment stores them (QEMU clamps a paging
+//!   dump's mapping to the RAM block it starts in). Segments must start on a page boundary
+//!   (QEMU's and VirtualBox's do); one ending inside a page is rounded up with zeros. Where
+//!   segments overlap in guest-physical memory (`dump-guest-memory -p` writes one per virtual
+//!   mapping) the first one storing a page gives its bytes. A segment storing no bytes is not
+//!   RAM: VirtualBox writes its MMIO ranges so, and QEMU writes mappings it does not store
+//!   (MMIO, outside a `begin`/`length` filter) with `p_offset` -1 and `p_filesz` 0.
 //! - Processor state comes from the PT_NOTE (4) segments, see [`notes`](crate::notes).
 //!
 //! Every offset and size is checked against the file's length with checked arithmetic before
@@ -222,7 +224,7 @@ impl ElfCore {
         drop(blocks);
 
         let mut notes = Vec::new();
-        let extents = lay_out(&loads, processors.producer, &mut notes);
+        let extents = lay_out(&loads, &mut notes);
         if extents.is_empty() {
             return Err(ctx.no_memory("no PT_LOAD segment holds guest memory"));
         }
@@ -452,9 +454,11 @@ fn check_load(file: &InputFile, p: &LoadSegment) -> Result<()> {
             ),
         ));
     }
-    if p.offset
-        .checked_add(p.filesz)
-        .is_none_or(|e| e > file.len())
+    // QEMU writes p_offset -1 with p_filesz 0 for a mapping it does not store.
+    if p.filesz > 0
+        && p.offset
+            .checked_add(p.filesz)
+            .is_none_or(|e| e > file.len())
     {
         return Err(ctx.corrupt(
             "PT_LOAD program header",
@@ -532,16 +536,23 @@ fn cover(covered: &mut BTreeMap<u64, u64>, start: u64, end: u64) {
 
 /// The extents of guest memory, sorted by address, numbered into chunks; what was decided on
 /// the way goes to `notes`.
-fn lay_out(loads: &[LoadSegment], producer: Producer, notes: &mut Vec<String>) -> Vec<Extent> {
+///
+/// Stored pages are placed first, the first segment storing a page winning; pages a segment
+/// spans past its stored bytes (`p_filesz < p_memsz`) are zero only where no segment stores
+/// them: QEMU clamps a paging dump's mapping to the RAM block it starts in, and the rest may
+/// be stored by another segment. A segment storing nothing is not RAM: VirtualBox writes MMIO
+/// ranges so, QEMU mappings of MMIO or outside a dump's filter (with `p_offset` -1).
+fn lay_out(loads: &[LoadSegment], notes: &mut Vec<String>) -> Vec<Extent> {
     let mut covered = BTreeMap::new();
     let mut extents = Vec::new();
-    let (mut overlapping, mut short, mut ragged, mut mmio) = (0usize, 0usize, 0usize, 0usize);
+    let mut overlapping = vec![false; loads.len()];
+    let (mut short, mut ragged, mut empty) = (0usize, 0usize, 0usize);
     for p in loads {
         if p.memsz == 0 {
             continue;
         }
-        if producer == Producer::VirtualBox && p.filesz == 0 {
-            mmio += 1;
+        if p.filesz == 0 {
+            empty += 1;
             continue;
         }
         if p.filesz < p.memsz {
@@ -550,25 +561,40 @@ fn lay_out(loads: &[LoadSegment], producer: Producer, notes: &mut Vec<String>) -
         if p.memsz % PAGE != 0 {
             ragged += 1;
         }
-        // check_load: paddr is page-aligned and paddr + memsz <= MAX_GPA.
-        let first = p.paddr / PAGE;
-        let end = first + p.memsz.div_ceil(PAGE);
-        let gaps = uncovered(&covered, first, end);
-        if gaps != [(first, end)] {
-            overlapping += 1;
+    }
+    for stored in [true, false] {
+        for (i, p) in loads.iter().enumerate() {
+            if p.filesz == 0 {
+                continue;
+            }
+            // check_load: paddr is page-aligned, paddr + memsz <= MAX_GPA, filesz <= memsz.
+            let first = p.paddr / PAGE;
+            let stored_end = first + p.filesz.div_ceil(PAGE);
+            let (start, end) = if stored {
+                (first, stored_end)
+            } else {
+                (stored_end, first + p.memsz.div_ceil(PAGE))
+            };
+            if start >= end {
+                continue;
+            }
+            let gaps = uncovered(&covered, start, end);
+            if gaps != [(start, end)] {
+                overlapping[i] = true;
+            }
+            for (s, e) in gaps {
+                let rel = (s - first) * PAGE;
+                let file_bytes = p.filesz.saturating_sub(rel).min((e - s) * PAGE);
+                extents.push(Extent {
+                    gpa_page: s,
+                    pages: e - s,
+                    file_offset: if file_bytes > 0 { p.offset + rel } else { 0 },
+                    file_bytes,
+                    first_chunk: 0,
+                });
+            }
+            cover(&mut covered, start, end);
         }
-        for (s, e) in gaps {
-            let rel = (s - first) * PAGE;
-            let file_bytes = p.filesz.saturating_sub(rel).min((e - s) * PAGE);
-            extents.push(Extent {
-                gpa_page: s,
-                pages: e - s,
-                file_offset: if file_bytes > 0 { p.offset + rel } else { 0 },
-                file_bytes,
-                first_chunk: 0,
-            });
-        }
-        cover(&mut covered, first, end);
     }
     extents.sort_by_key(|e| e.gpa_page);
     let mut next = 0u64;
@@ -576,14 +602,15 @@ fn lay_out(loads: &[LoadSegment], producer: Producer, notes: &mut Vec<String>) -
         e.first_chunk = next;
         next = next.saturating_add(e.chunks());
     }
+    let overlapping = overlapping.iter().filter(|&&o| o).count();
     if overlapping > 0 {
         notes.push(format!(
-            "{overlapping} PT_LOAD segments overlap earlier ones in guest-physical memory (a paging dump writes one per virtual mapping): the first segment's bytes are used"
+            "{overlapping} PT_LOAD segments overlap others in guest-physical memory (a paging dump writes one per virtual mapping): stored bytes of the first segment holding a page are used"
         ));
     }
     if short > 0 {
         notes.push(format!(
-            "{short} PT_LOAD segments store fewer bytes than they span (p_filesz < p_memsz): the rest reads as zero"
+            "{short} PT_LOAD segments store fewer bytes than they span (p_filesz < p_memsz): the rest reads as zero where no other segment stores it"
         ));
     }
     if ragged > 0 {
@@ -591,9 +618,9 @@ fn lay_out(loads: &[LoadSegment], producer: Producer, notes: &mut Vec<String>) -
             "{ragged} PT_LOAD segments end inside a page: the rest of that page reads as zero"
         ));
     }
-    if mmio > 0 {
+    if empty > 0 {
         notes.push(format!(
-            "{mmio} PT_LOAD segments with no bytes in the file (VirtualBox MMIO ranges) are not guest RAM"
+            "{empty} PT_LOAD segments store no bytes (VirtualBox MMIO ranges, QEMU mappings outside guest RAM or the dump's filter): not guest RAM"
         ));
     }
     extents

@@ -554,7 +554,7 @@ fn virtualbox_processors() {
         .machine()
         .notes
         .iter()
-        .any(|n| n.contains("1 PT_LOAD segments with no bytes") && n.contains("MMIO")));
+        .any(|n| n.contains("1 PT_LOAD segments store no bytes") && n.contains("MMIO")));
     let v = elf.vcpus();
     assert_eq!(v.len(), 2);
     for (i, (cpu, c)) in v.iter().zip(&cpus).enumerate() {

@@ -7,21 +7,28 @@ use crate::writer::{open, page_pattern, Core, Seg, EM_386, EM_X86_64};
 
 const GIB: u64 = 1 << 30;
 
-/// What guest page `pfn` holds according to the segments (the first one holding it wins),
-/// `None` outside every segment.
+/// What guest page `pfn` holds according to the segments, `None` outside RAM: the first
+/// segment storing the page gives it; else it is zero if a segment spans it past its stored
+/// bytes; a segment storing nothing is not RAM.
 fn model(segs: &[Seg], pfn: u64) -> Option<Vec<u8>> {
-    segs.iter().find_map(|s| {
+    let stored = segs.iter().find_map(|s| {
         let first = s.paddr / 4096;
-        let pages = s.memsz.div_ceil(4096);
+        let pages = (s.data.len() as u64).div_ceil(4096);
         (pfn >= first && pfn < first + pages).then(|| {
             let rel = ((pfn - first) * 4096) as usize;
             let mut page = vec![0u8; PAGE_SIZE];
-            if rel < s.data.len() {
-                let n = (s.data.len() - rel).min(PAGE_SIZE);
-                page[..n].copy_from_slice(&s.data[rel..rel + n]);
-            }
+            let n = (s.data.len() - rel).min(PAGE_SIZE);
+            page[..n].copy_from_slice(&s.data[rel..rel + n]);
             page
         })
+    });
+    stored.or_else(|| {
+        segs.iter()
+            .any(|s| {
+                let first = s.paddr / 4096;
+                !s.data.is_empty() && pfn >= first && pfn < first + s.memsz.div_ceil(4096)
+            })
+            .then(|| vec![0u8; PAGE_SIZE])
     })
 }
 
@@ -138,23 +145,35 @@ fn elf64_ranges_chunks_and_every_page() {
             (8 * GIB, 3)
         ])
     );
-    // 1 + 1 + 1 + 3 (256 + 256 + 88) + 1 + 1: chunks do not cross segments.
-    assert_eq!(elf.chunk_count(), 8);
+    // 1 + 1 + 1 + 3 (256 + 256 + 88) + 2 + 2: chunks do not cross segments, and a segment's
+    // stored pages and its zero tail are separate chunks.
+    assert_eq!(elf.chunk_count(), 10);
     check_memory(&elf, &file, &core.segments);
 
-    // Stored chunks are raw, the one with a zero tail is not.
+    // Stored chunks are raw; zero tails and a page stored in part are not.
     assert_eq!(
         elf.raw_chunk(0).map(|r| r.offset),
         Some(elf.load_segments()[0].offset)
     );
     assert!(elf.raw_chunk(3).is_some());
-    assert!(elf.raw_chunk(6).is_none());
-    let mut buf = vec![0u8; MAX_CHUNK_PAGES * PAGE_SIZE];
-    let zero = elf.decode_chunk(6, &mut buf).unwrap();
     assert_eq!(
-        zero[0], 0b11100,
-        "pages 2..5 of the 4 GiB segment are not stored"
+        elf.raw_chunk(6).map(|r| r.offset),
+        Some(elf.load_segments()[4].offset)
     );
+    assert_eq!(elf.chunk_spans(7)[0].gpa_page, ((4 * GIB) >> 12) + 2);
+    assert!(elf.raw_chunk(7).is_none());
+    assert!(
+        elf.raw_chunk(8).is_none(),
+        "its second page is stored in part"
+    );
+    let mut buf = vec![0u8; MAX_CHUNK_PAGES * PAGE_SIZE];
+    assert_eq!(elf.decode_chunk(6, &mut buf).unwrap(), [0; 4]);
+    assert_eq!(
+        elf.decode_chunk(7, &mut buf).unwrap()[0],
+        0b111,
+        "the zero tail"
+    );
+    assert_eq!(elf.decode_chunk(8, &mut buf).unwrap()[0], 0);
 
     let m = elf.machine();
     assert_eq!(m.kind, "QEMU ELF core");
@@ -264,6 +283,56 @@ fn overlapping_segments_of_a_paging_dump_first_wins() {
             .any(|n| n.contains("3 PT_LOAD segments overlap")),
         "{:?}",
         m.notes
+    );
+}
+
+#[test]
+fn paging_dump_mappings_stored_bytes_before_zero_tails() {
+    // QEMU clamps a mapping's stored bytes to the RAM block it starts in: the rest of the
+    // mapping is zero-filled unless another segment stores it. A mapping it does not store at
+    // all (MMIO, outside the filter) has p_offset -1 and p_filesz 0 and is not RAM.
+    let mut mmio = Seg::partial(0xfd00_0000, 0, 16);
+    mmio.vaddr = 0xffff_c000_0000_0000;
+    let segs = vec![
+        Seg::partial(0, 1, 4),
+        Seg::pages(0x2000, 2),
+        mmio,
+        Seg::partial(0x10000, 1, 2),
+    ];
+    let mut core = Core::new(true, EM_X86_64);
+    core.segments = segs.clone();
+    let (mut file, layout) = core.build_with_layout();
+    // p_offset of the MMIO mapping (program header 3) as QEMU writes it.
+    let at = (layout.phoff + 3 * layout.phentsize + 8) as usize;
+    file[at..at + 8].copy_from_slice(&u64::MAX.to_le_bytes());
+    let elf = open(file.clone()).unwrap();
+    assert_eq!(elf.ram_ranges(), ranges(&[(0, 4), (0x10000, 2)]));
+    check_memory(&elf, &file, &segs);
+    let mut page = vec![0u8; PAGE_SIZE];
+    elf.read_phys(0x2000, &mut page).unwrap();
+    assert_eq!(
+        page,
+        page_pattern(2),
+        "stored by the second segment, not zero"
+    );
+    elf.read_phys(0x1000, &mut page).unwrap();
+    assert!(page.iter().all(|&b| b == 0));
+    assert!(matches!(
+        elf.read_phys(0xfd00_0000, &mut page),
+        Err(Error::Hole { gpa: 0xfd00_0000 })
+    ));
+    let notes = elf.machine().notes;
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("1 PT_LOAD segments store no bytes")),
+        "{notes:?}"
+    );
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("1 PT_LOAD segments overlap")),
+        "{notes:?}"
     );
 }
 
