@@ -22,7 +22,7 @@
 //!   mapping) the first one storing a page gives its bytes. A segment storing no bytes is not
 //!   RAM: VirtualBox writes its MMIO ranges so, and QEMU writes mappings it does not store
 //!   (MMIO, outside a `begin`/`length` filter) with `p_offset` -1 and `p_filesz` 0.
-//! - Processor state comes from the PT_NOTE (4) segments, see [`notes`](crate::notes).
+//! - Processor state comes from the PT_NOTE (4) segments, see [`crate::notes`].
 //!
 //! Every offset and size is checked against the file's length with checked arithmetic before
 //! it is used; nothing is allocated for a header field the file's length does not back.
