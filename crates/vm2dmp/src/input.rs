@@ -11,6 +11,7 @@ use vm2dmp_source::{
 
 use crate::hyperv::{self, SavedState};
 use crate::raw::{RawImage, RawOptions};
+use vm2dmp_qemu::elf::ElfCore;
 use vm2dmp_qemu::kdump::KdumpFile;
 use vm2dmp_vmware::VmwareState;
 
@@ -21,6 +22,9 @@ use vm2dmp_vmware::VmwareState;
 pub enum Format {
     /// Hyper-V saved state: `.vmrs` (HVS container) or `.vsv` + `.bin` (0x500 container).
     HyperV,
+    /// An ELF core: QEMU's `dump-guest-memory` / `virsh dump --memory-only`, or VirtualBox's
+    /// `dumpvmcore`.
+    Elf,
     /// A kdump-compressed file (makedumpfile's diskdump layout, plain or flattened), as QEMU's
     /// `dump-guest-memory -z/-l/-s`, `virsh dump --format=kdump-*` or makedumpfile write it.
     Kdump,
@@ -35,6 +39,7 @@ impl Format {
     pub fn name(self) -> &'static str {
         match self {
             Format::HyperV => hyperv::KIND,
+            Format::Elf => "ELF core",
             Format::Kdump => "kdump-compressed dump",
             Format::Vmware => "VMware suspended or snapshot state",
             Format::Raw => crate::raw::KIND,
@@ -79,6 +84,9 @@ pub fn detect_bytes(head: &[u8]) -> Option<Format> {
     if hyperv::is_saved_state(head) {
         return Some(Format::HyperV);
     }
+    if vm2dmp_qemu::elf::is_elf(head) {
+        return Some(Format::Elf);
+    }
     if vm2dmp_qemu::kdump::is_kdump_or_flattened(head) {
         return Some(Format::Kdump);
     }
@@ -108,6 +116,8 @@ fn read_head(path: &Path) -> Result<Vec<u8>> {
 pub enum Input {
     /// A Hyper-V saved state.
     HyperV(Box<SavedState>),
+    /// An ELF core (QEMU, VirtualBox).
+    Elf(ElfCore),
     /// A kdump-compressed file.
     Kdump(KdumpFile),
     /// VMware suspended or snapshot state.
@@ -131,6 +141,7 @@ impl Input {
                 path,
                 &opts.hyperv(),
             )?))),
+            Some(Format::Elf) => Ok(Input::Elf(ElfCore::open(path)?)),
             Some(Format::Kdump) => Ok(Input::Kdump(KdumpFile::open(path)?)),
             Some(Format::Vmware) => Ok(Input::Vmware(Box::new(VmwareState::open_with(
                 path,
@@ -156,6 +167,7 @@ impl Input {
     pub fn format(&self) -> Format {
         match self {
             Input::HyperV(_) => Format::HyperV,
+            Input::Elf(_) => Format::Elf,
             Input::Kdump(_) => Format::Kdump,
             Input::Vmware(_) => Format::Vmware,
             Input::Raw(_) => Format::Raw,
@@ -174,6 +186,7 @@ impl Input {
     pub fn source(&self) -> &dyn MemorySource {
         match self {
             Input::HyperV(s) => s.as_ref(),
+            Input::Elf(s) => s,
             Input::Kdump(s) => s,
             Input::Vmware(s) => s.as_ref(),
             Input::Raw(s) => s,

@@ -6,7 +6,7 @@
 use vm2dmp::input::{Input, OpenOptions};
 use vm2dmp::source::PAGE_SIZE;
 use vm2dmp::{convert, verify, Cancel, ConvertOptions, DumpFile, MemorySource, NoProgress};
-use vm2dmp_synth::vmware::{Guest, MemoryPlacement, Region, RegStyle, Vcpu, MAGIC};
+use vm2dmp_synth::vmware::{Guest, MemoryPlacement, RegStyle, Region, Vcpu, MAGIC};
 
 use crate::flat::FlatImage;
 use crate::guest::{build, Clues};
@@ -35,7 +35,13 @@ fn vcpu(c: &vm2dmp::CpuState) -> Vcpu {
             c.tr.selector,
         ],
         bases: [
-            c.es.base, c.cs.base, c.ss.base, c.ds.base, c.fs.base, c.gs.base, c.ldtr.base,
+            c.es.base,
+            c.cs.base,
+            c.ss.base,
+            c.ds.base,
+            c.fs.base,
+            c.gs.base,
+            c.ldtr.base,
             c.tr.base,
         ],
     }
@@ -93,8 +99,14 @@ fn a_windows_guest_in_a_vmware_checkpoint_converts() {
     assert_eq!(kernel.kd_debugger_data_block.value, Some(truth.kdbg_va));
 
     let out = dir.path().join("win.dmp");
-    let report = convert(&input, &out, &ConvertOptions::default(), &NoProgress, &Cancel::new())
-        .unwrap();
+    let report = convert(
+        &input,
+        &out,
+        &ConvertOptions::default(),
+        &NoProgress,
+        &Cancel::new(),
+    )
+    .unwrap();
     assert_eq!(report.directory_table_base, truth.system_dtb);
     assert_eq!(report.number_processors as usize, image.cpus.len());
     assert!(
@@ -106,11 +118,18 @@ fn a_windows_guest_in_a_vmware_checkpoint_converts() {
     let v = verify(&dump, &input, None, &NoProgress, &Cancel::new()).unwrap();
     assert!(v.ok(), "{v:?}");
     let info = dump.dump().info();
-    assert!(info.comment.contains("VMware suspended state win.vmss"), "{}", info.comment);
+    assert!(
+        info.comment.contains("VMware suspended state win.vmss"),
+        "{}",
+        info.comment
+    );
 
     let parser = kdmp_parser::parse::KernelDumpParser::new(&out).unwrap();
     let ctx = parser.context_record();
     let boot = &image.cpus[0];
-    assert_eq!((ctx.rip, ctx.rsp, ctx.rax, ctx.r15), (boot.rip, boot.rsp, boot.rax, boot.r15));
+    assert_eq!(
+        (ctx.rip, ctx.rsp, ctx.rax, ctx.r15),
+        (boot.rip, boot.rsp, boot.rax, boot.r15)
+    );
     assert_eq!(parser.headers().directory_table_base, truth.system_dtb);
 }
