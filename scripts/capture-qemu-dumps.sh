@@ -12,13 +12,14 @@
 #   ovmf.kdump-zlib      dump-guest-memory -z FILE   (kdump-compressed, zlib)
 #   ovmf.kdump-lzo       dump-guest-memory -l FILE   (when QEMU has lzo)
 #   ovmf.kdump-snappy    dump-guest-memory -s FILE   (when QEMU has snappy)
-#   ovmf.raw             pmemsave of 0-256 MiB and of 4 GiB-4.5 GiB, joined: a raw image
-#                        with memory map 0x0-0xfffffff,0x100000000-0x11fffffff
+#   ovmf.raw             pmemsave of 0-256 MiB, 768 MiB-1 GiB and 4 GiB-4.5 GiB, joined: a
+#                        raw image with memory map
+#                        0x0-0xfffffff,0x30000000-0x3fffffff,0x100000000-0x11fffffff
 #   provenance.txt       QEMU version, firmware hash, command line, sizes
 # QEMU 7.2 writes kdump files in makedumpfile's flattened form.
 #
 # Needs qemu-system-x86_64 (Debian package qemu-system-x86), OVMF (package
-# ovmf) and python3; about 2.4 GiB free in OUTDIR. Override the programs
+# ovmf) and python3; about 2.7 GiB free in OUTDIR. Override the programs
 # with QEMU=... and the firmware directory with OVMF_DIR=...
 set -euo pipefail
 
@@ -86,9 +87,10 @@ run("stop")
 errs = run(f"dump-guest-memory {outdir}/ovmf.elf")
 if errs:
     sys.exit("dump-guest-memory (ELF): " + " ".join(errs))
-# A raw image as QEMU reads guest-physical memory: the first 256 MiB and the 512 MiB above
-# 4 GiB, joined below (memory map 0x0-0xfffffff,0x100000000-0x11fffffff).
-for addr, size, name in ((0, 0x10000000, "low"), (0x100000000, 0x20000000, "high")):
+# A raw image as QEMU reads guest-physical memory: the first 256 MiB, the last 256 MiB below
+# 1 GiB (where the firmware lives) and the 512 MiB above 4 GiB, joined below (memory map
+# 0x0-0xfffffff,0x30000000-0x3fffffff,0x100000000-0x11fffffff).
+for addr, size, name in ((0, 0x10000000, "1"), (0x30000000, 0x10000000, "2"), (0x100000000, 0x20000000, "3")):
     # Quoted: the size is an expression, and a path after it would read as a division.
     errs = run(f"pmemsave {addr:#x} {size:#x} \"{outdir}/ovmf-{name}.part\"")
     if errs:
@@ -103,7 +105,7 @@ while s.recv(65536):
 PY
 wait "$qemu_pid" || true
 qemu_pid=
-cat "$outdir/ovmf-low.part" "$outdir/ovmf-high.part" >"$outdir/ovmf.raw"
+cat "$outdir/ovmf-1.part" "$outdir/ovmf-2.part" "$outdir/ovmf-3.part" >"$outdir/ovmf.raw"
 rm -f "$outdir"/ovmf-*.part
 {
     echo "qemu: $("$QEMU" --version | head -n1)"

@@ -2,12 +2,16 @@
 //! must read as, for `scripts/check-with-volatility.py` (outside readers: volatility3 and the
 //! kdmp-parser Python package).
 //!
-//! Usage: `cargo run -p vm2dmp --example make_check_dumps -- OUT_DIR`
+//! Usage: `cargo run -p vm2dmp --example make_check_dumps -- OUT_DIR [QEMU_DUMPS_DIR]` (the
+//! second folder as `scripts/capture-qemu-dumps.sh` writes it; without it the real QEMU
+//! inputs are left out)
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
+use vm2dmp::input::{Input, OpenOptions};
+use vm2dmp::raw::{MemoryMap, RawOptions};
 use vm2dmp::{convert, Cancel, ConvertOptions, DumpFormat, MemorySource, NoProgress, SavedState};
 use vm2dmp_synth::{
     write_vmrs, write_vsv_bin, BlockEncoding, MixedContent, PagePolicy, SynthRange, SynthVm,
@@ -190,6 +194,78 @@ fn main() {
             skip_zero,
         ));
     }
+    // Other input formats: a synthetic VMware checkpoint, and (when captured, as CI does) the
+    // real QEMU ELF core, kdump-compressed file and pmemsave raw image of one OVMF guest.
+    let vmware = out.join("vmware.vmss");
+    vmware_guest()
+        .write(&vmware, Some(&out.join("vmware.vmem")))
+        .expect("write vmware.vmss");
+    let mut others: Vec<(PathBuf, OpenOptions, &str, DumpFormat, bool)> = vec![(
+        vmware,
+        OpenOptions::default(),
+        "vmware-full.dmp",
+        DumpFormat::Full,
+        false,
+    )];
+    let qemu = std::env::args_os().nth(2).map(PathBuf::from);
+    if let Some(q) = qemu.filter(|q| q.join("ovmf.elf").is_file()) {
+        let raw = RawOptions {
+            map: Some(
+                MemoryMap::parse("0x0-0xfffffff,0x30000000-0x3fffffff,0x100000000-0x11fffffff")
+                    .expect("map"),
+            ),
+            ..RawOptions::default()
+        };
+        others.extend([
+            (
+                q.join("ovmf.elf"),
+                OpenOptions::default(),
+                "qemu-elf-skipzero.dmp",
+                DumpFormat::Bitmap,
+                true,
+            ),
+            (
+                q.join("ovmf.kdump-zlib"),
+                OpenOptions::default(),
+                "qemu-kdump-skipzero.dmp",
+                DumpFormat::Bitmap,
+                true,
+            ),
+            (
+                q.join("ovmf.raw"),
+                OpenOptions {
+                    raw: Some(raw),
+                    ..OpenOptions::default()
+                },
+                "qemu-raw-skipzero.dmp",
+                DumpFormat::Bitmap,
+                true,
+            ),
+        ]);
+    }
+    for (input, open, dump, format, skip_zero) in others {
+        let state = Input::open(&input, &open).expect("open input");
+        let path = out.join(dump);
+        let opts = ConvertOptions {
+            format,
+            skip_zero,
+            force: true,
+            ..ConvertOptions::default()
+        };
+        let report = convert(&state, &path, &opts, &NoProgress, &Cancel::new()).expect("convert");
+        let arch = match report.architecture {
+            vm2dmp::source::Architecture::X64 => "x64",
+            _ => "x86",
+        };
+        entries.push(entry(
+            &state,
+            &path,
+            arch,
+            format == DumpFormat::Bitmap,
+            skip_zero,
+        ));
+    }
+
     let manifest = out.join("manifest.json");
     std::fs::write(
         &manifest,
@@ -197,4 +273,24 @@ fn main() {
     )
     .expect("write manifest");
     println!("{}", manifest.display());
+}
+
+/// A VMware checkpoint of 4 x64 vCPUs with 20 MiB below the hole and 8 MiB above 4 GiB
+/// (LeechCore refuses dumps under 16 MiB).
+fn vmware_guest() -> vm2dmp_synth::vmware::Guest {
+    use vm2dmp_synth::vmware::{Guest, Region};
+    let mut g = Guest::small(4);
+    g.regions = vec![
+        Region {
+            gpa_page: 0,
+            vmem_page: 0,
+            pages: 20 * MIB_PAGES,
+        },
+        Region {
+            gpa_page: 0x10_0000,
+            vmem_page: 20 * MIB_PAGES,
+            pages: 8 * MIB_PAGES,
+        },
+    ];
+    g
 }

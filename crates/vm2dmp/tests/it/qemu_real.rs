@@ -50,7 +50,10 @@ fn same_pages(a: &dyn MemorySource, b: &dyn MemorySource) -> u64 {
                     let gpa = (s.gpa_page + i as u64) << 12;
                     b.read_phys(gpa, &mut other).unwrap();
                     let at = (s.page_in_chunk + i) * PAGE_SIZE;
-                    assert!(buf[at..at + PAGE_SIZE] == other[..], "page at {gpa:#x} differs");
+                    assert!(
+                        buf[at..at + PAGE_SIZE] == other[..],
+                        "page at {gpa:#x} differs"
+                    );
                     pages += 1;
                 }
             }
@@ -65,7 +68,11 @@ fn qemu_elf_and_kdump_hold_the_same_guest() {
     let elf = open(dir.join("ovmf.elf"));
     let kdump = open(dir.join("ovmf.kdump-zlib"));
     assert!(elf.machine().kind.contains("ELF"), "{}", elf.machine().kind);
-    assert!(kdump.machine().kind.contains("kdump"), "{}", kdump.machine().kind);
+    assert!(
+        kdump.machine().kind.contains("kdump"),
+        "{}",
+        kdump.machine().kind
+    );
     // q35 with 1 GiB below 4 GiB: RAM from 0 with the legacy VGA/BIOS area split off, the
     // 16 MiB VGA frame buffer at 3 GiB (a RAM block of QEMU's), 512 MiB at 4 GiB.
     let ranges = elf.ram_ranges();
@@ -86,7 +93,11 @@ fn qemu_elf_and_kdump_hold_the_same_guest() {
     assert!(bsp.cr4 & 0x20 != 0, "CR4 {:#x}", bsp.cr4);
     assert_eq!(bsp.architecture(), vm2dmp::source::Architecture::X64);
     assert!(bsp.cs.attributes & (1 << 13) != 0, "CS.L");
-    assert!(elf.range_of(bsp.cr3 >> 12).is_some(), "CR3 {:#x} in RAM", bsp.cr3);
+    assert!(
+        elf.range_of(bsp.cr3 >> 12).is_some(),
+        "CR3 {:#x} in RAM",
+        bsp.cr3
+    );
     assert!(
         elf.machine().notes.iter().any(|n| n.contains("EFER")),
         "{:?}",
@@ -102,8 +113,14 @@ fn qemu_dumps_convert_to_dumps_that_verify() {
     let out = tempfile::tempdir().unwrap();
     for (name, src) in [("elf", &elf), ("kdump", &kdump)] {
         let path = out.path().join(format!("{name}.dmp"));
-        let report = convert(src, &path, &ConvertOptions::default(), &NoProgress, &Cancel::new())
-            .unwrap();
+        let report = convert(
+            src,
+            &path,
+            &ConvertOptions::default(),
+            &NoProgress,
+            &Cancel::new(),
+        )
+        .unwrap();
         assert_eq!(report.number_processors, 2);
         assert_eq!(report.guest_pages, elf.ram_pages());
         let dump = DumpFile::open(&path).unwrap();
@@ -117,7 +134,10 @@ fn qemu_dumps_convert_to_dumps_that_verify() {
         let parser = kdmp_parser::parse::KernelDumpParser::new(&path).unwrap();
         assert_eq!(parser.context_record().rip, elf.vcpus()[0].rip);
         assert_eq!(parser.context_record().rsp, elf.vcpus()[0].rsp);
-        assert_eq!(parser.headers().directory_table_base, elf.vcpus()[0].cr3 & !0xFFF);
+        assert_eq!(
+            parser.headers().directory_table_base,
+            elf.vcpus()[0].cr3 & !0xFFF
+        );
         let reader = kdmp_parser::phys::Reader::new(&parser);
         let (mut got, mut want) = ([0u8; PAGE_SIZE], [0u8; PAGE_SIZE]);
         for r in elf.ram_ranges() {
@@ -144,12 +164,15 @@ fn qemu_pmemsave_raw_image_matches_the_elf() {
     let raw = RawImage::open(
         &raw_path,
         &RawOptions {
-            map: Some(MemoryMap::parse("0x0-0xfffffff,0x100000000-0x11fffffff").unwrap()),
+            map: Some(
+                MemoryMap::parse("0x0-0xfffffff,0x30000000-0x3fffffff,0x100000000-0x11fffffff")
+                    .unwrap(),
+            ),
             ..RawOptions::default()
         },
     )
     .unwrap();
-    assert_eq!(raw.ram_pages(), (256 + 512) * 256);
+    assert_eq!(raw.ram_pages(), (256 + 256 + 512) * 256);
     // pmemsave reads what the CPU would: below 1 MiB the legacy VGA window and option ROMs
     // are device memory, not the RAM QEMU's dump holds there. From 1 MiB on they agree.
     let mut a = vec![0u8; PAGE_SIZE];
