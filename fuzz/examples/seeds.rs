@@ -530,7 +530,116 @@ fn main() -> Result<()> {
     assert_eq!(k.build.value, Some(19041), "{:?}", k.build);
     seeds.put("kernel", "x64-ntoskrnl", &seed)?;
 
+    other_formats(&mut seeds, fuzz)?;
+
     println!("total {} bytes", seeds.total);
-    assert!(seeds.total < 1 << 20, "seeds must stay below 1 MiB");
+    assert!(seeds.total < 3 << 19, "seeds must stay below 1.5 MiB");
+    Ok(())
+}
+
+/// An ELF64 core as QEMU writes one: a PT_NOTE segment with `notes`, then one PT_LOAD per
+/// `(guest-physical address, bytes)`.
+fn elf_core(notes: &[u8], loads: &[(u64, Vec<u8>)]) -> Vec<u8> {
+    let phnum = 1 + loads.len();
+    let mut data_at = 64 + 56 * phnum as u64;
+    let mut out = vec![0u8; 64];
+    out[..4].copy_from_slice(b"\x7fELF");
+    out[4] = 2; // ELFCLASS64
+    out[5] = 1; // little-endian
+    out[6] = 1; // EV_CURRENT
+    out[16..18].copy_from_slice(&4u16.to_le_bytes()); // ET_CORE
+    out[18..20].copy_from_slice(&62u16.to_le_bytes()); // EM_X86_64
+    out[20..24].copy_from_slice(&1u32.to_le_bytes());
+    out[32..40].copy_from_slice(&64u64.to_le_bytes()); // e_phoff
+    out[52..54].copy_from_slice(&64u16.to_le_bytes()); // e_ehsize
+    out[54..56].copy_from_slice(&56u16.to_le_bytes()); // e_phentsize
+    out[56..58].copy_from_slice(&(phnum as u16).to_le_bytes());
+    let mut phdr = |kind: u32, paddr: u64, len: u64, at: u64| {
+        let mut p = vec![0u8; 56];
+        p[..4].copy_from_slice(&kind.to_le_bytes());
+        p[8..16].copy_from_slice(&at.to_le_bytes());
+        p[24..32].copy_from_slice(&paddr.to_le_bytes());
+        p[32..40].copy_from_slice(&len.to_le_bytes());
+        p[40..48].copy_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&p);
+    };
+    phdr(4, 0, notes.len() as u64, data_at);
+    data_at += notes.len() as u64;
+    for (paddr, bytes) in loads {
+        phdr(1, *paddr, bytes.len() as u64, data_at);
+        data_at += bytes.len() as u64;
+    }
+    out.extend_from_slice(notes);
+    for (_, bytes) in loads {
+        out.extend_from_slice(bytes);
+    }
+    out
+}
+
+/// Seeds of the other hypervisors' formats: ELF cores and kdump-compressed files with the
+/// processor notes of a real QEMU guest (`testdata/qemu-notes`), VMware checkpoints, raw
+/// images, and single compressed pages.
+fn other_formats(seeds: &mut Seeds, fuzz: &Path) -> Result<()> {
+    use vm2dmp_synth::kdump_file::{kdump_bytes, KdumpCompression, KdumpSpec};
+    let notes = fs::read(fuzz.join("../testdata/qemu-notes/ovmf-q35-2cpu.notes"))?;
+    let page = |seed: u64| -> Vec<u8> {
+        (0..4096u64)
+            .map(|i| if i % 64 < 8 { (i * seed % 251) as u8 } else { 0 })
+            .collect()
+    };
+    let low: Vec<u8> = (0..4).flat_map(|p| page(p + 3)).collect();
+    let high: Vec<u8> = (0..2).flat_map(|p| page(p + 11)).collect();
+    seeds.put(
+        "elf_core_open",
+        "qemu-notes-two-ranges",
+        &elf_core(&notes, &[(0, low.clone()), (0x8000_0000, high.clone())]),
+    )?;
+    seeds.put(
+        "elf_core_open",
+        "no-notes",
+        &elf_core(&[], &[(0x2000, low.clone())]),
+    )?;
+
+    for (name, compression, flattened) in [
+        ("zlib-flattened", KdumpCompression::Zlib, true),
+        ("lzo", KdumpCompression::Lzo, false),
+        ("snappy", KdumpCompression::Snappy, false),
+        ("zstd-flattened", KdumpCompression::Zstd, true),
+    ] {
+        let spec = KdumpSpec {
+            ranges: vec![(0, 6), (0x1000, 2)],
+            compression,
+            flattened,
+            notes: notes.clone(),
+            ..KdumpSpec::default()
+        };
+        seeds.put("diskdump_open", name, &kdump_bytes(&spec).0)?;
+    }
+    for (method, compression) in [
+        (0u8, KdumpCompression::Zlib),
+        (1, KdumpCompression::Lzo),
+        (2, KdumpCompression::Snappy),
+        (3, KdumpCompression::Zstd),
+    ] {
+        let mut s = vec![method];
+        s.extend_from_slice(&compression.compress(&page(5)));
+        seeds.put("diskdump_page", &format!("{compression:?}").to_lowercase(), &s)?;
+    }
+
+    let mut guest = vm2dmp_synth::vmware::Guest::small(2);
+    guest.regions[0].pages = 4;
+    guest.regions[1].vmem_page = 4;
+    guest.regions[1].pages = 2;
+    // Below 4 GiB, where the target converts guests.
+    guest.regions[1].gpa_page = 0x8_0000;
+    let (state, _) = guest.checkpoint().to_bytes();
+    let mut pair = (state.len() as u32).to_le_bytes().to_vec();
+    pair.extend_from_slice(&state);
+    pair.extend_from_slice(&guest.backing());
+    seeds.put("vmware_open", "two-regions", &pair)?;
+
+    let mut raw = b"0x0-0x2fff,0x80000000-0x80000fff\n".to_vec();
+    raw.extend_from_slice(&low);
+    seeds.put("raw_open", "two-ranges", &raw)?;
     Ok(())
 }

@@ -8,7 +8,8 @@
 //!
 //! One function per target, named after it: [`vmrs_open`], [`vsv_bin_open`], [`ram_block`],
 //! [`partition_state`], [`xpress`], [`kdump_parse`], [`page_tables`], [`kernel`],
-//! [`pdb_symbols`]. Each panics when the library breaks a promise (a panic of its own, a dump
+//! [`pdb_symbols`], and for the other hypervisors' formats [`elf_core_open`],
+//! [`diskdump_open`], [`diskdump_page`], [`vmware_open`], [`raw_open`]. Each panics when the library breaks a promise (a panic of its own, a dump
 //! that does not verify, decoders that disagree) and returns what the replay test counts; the
 //! fuzz targets ignore the return values.
 //!
@@ -25,7 +26,7 @@ mod template;
 pub use checksums::fix_hvs_checksums;
 pub use state::{convert_and_verify, exercise, exercise_source, MAX_DECODED_BLOCKS};
 pub use targets::{
-    kdump_parse, kernel, page_tables, partition_state, pdb_symbols, ram_block, vmrs_open,
-    vsv_bin_open, xpress,
+    diskdump_open, diskdump_page, elf_core_open, kdump_parse, kernel, page_tables, partition_state,
+    pdb_symbols, ram_block, raw_open, vmrs_open, vmware_open, vsv_bin_open, xpress,
 };
 pub use template::KernelTemplate;

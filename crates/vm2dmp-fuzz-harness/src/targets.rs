@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use vm2dmp::guest::translate::{check_dtb, read_virt, translate, Dtb, Paging, PhysMem};
+use vm2dmp::source::InputFile;
 use vm2dmp_kdump::KernelDump;
 use vm2dmp_xpress::{
     compress, decompress_bounded, decompress_into, decompress_page, max_compressed_len, PAGE_SIZE,
@@ -254,4 +255,85 @@ pub fn kernel(data: &[u8]) -> Option<usize> {
 /// Returns the number of symbols read, `None` when the library refuses the PDB.
 pub fn pdb_symbols(data: &[u8]) -> Option<usize> {
     vm2dmp::guest::fuzzing::parse_pdb(data)
+}
+
+/// Opens the input as an in-memory ELF core (QEMU's `dump-guest-memory`, VirtualBox's
+/// `dumpvmcore`: program headers, PT_LOAD segments, QEMU / NT_PRSTATUS / VBCPU notes) and
+/// reads everything it offers (see [`exercise_source`](crate::exercise_source)).
+///
+/// Returns the number of dumps written and verified (0 when the input does not open).
+pub fn elf_core_open(data: &[u8]) -> usize {
+    let file = InputFile::from_bytes(Path::new("fuzz.elf"), data.to_vec());
+    match vm2dmp::qemu::elf::ElfCore::from_input(file) {
+        Ok(core) => crate::exercise_source(&core),
+        Err(_) => 0,
+    }
+}
+
+/// Opens the input as an in-memory kdump-compressed file (plain or flattened: header,
+/// sub-header, notes, bitmaps, page descriptors, zlib / LZO / snappy / zstd pages) and reads
+/// everything it offers (see [`exercise_source`](crate::exercise_source)).
+///
+/// Returns the number of dumps written and verified (0 when the input does not open).
+pub fn diskdump_open(data: &[u8]) -> usize {
+    let file = InputFile::from_bytes(Path::new("fuzz.kdump"), data.to_vec());
+    match vm2dmp::qemu::kdump::KdumpFile::from_input(file) {
+        Ok(kd) => crate::exercise_source(&kd),
+        Err(_) => 0,
+    }
+}
+
+/// One page of a kdump-compressed file through its decompressor.
+///
+/// Input: a method byte (0 zlib, 1 LZO1X, 2 snappy, 3 zstd; higher values wrap), then the
+/// compressed page. Returns the decoded length when the stream is valid.
+pub fn diskdump_page(data: &[u8]) -> Option<usize> {
+    let (&method, src) = data.split_first()?;
+    vm2dmp::qemu::kdump::fuzzing::decode_page(method, src)
+}
+
+/// Opens a VMware state file and its `.vmem` held in memory and reads everything they offer
+/// (see [`exercise_source`](crate::exercise_source)).
+///
+/// Input: u32 (little-endian) length of the state file, the state file, then the `.vmem`
+/// (the split is clamped to the input; an empty `.vmem` is passed as none, for memory kept
+/// in the state file).
+///
+/// Returns the number of dumps written and verified (0 when the input does not open).
+pub fn vmware_open(data: &[u8]) -> usize {
+    let Some((len, rest)) = data.split_first_chunk::<4>() else {
+        return 0;
+    };
+    let split = (u32::from_le_bytes(*len) as usize).min(rest.len());
+    let (state, vmem) = rest.split_at(split);
+    let vmem = (!vmem.is_empty()).then(|| vmem.to_vec());
+    match vm2dmp::vmware::VmwareState::from_bytes(Path::new("fuzz.vmss"), state.to_vec(), vmem) {
+        Ok(s) => crate::exercise_source(&s),
+        Err(_) => 0,
+    }
+}
+
+/// A raw memory image with a memory map.
+///
+/// Input: a memory map (`START-END,...` as `--memory-map` takes it) up to the first newline,
+/// then the image. A map that does not parse reads the image from address 0. Returns the
+/// number of dumps written and verified.
+pub fn raw_open(data: &[u8]) -> usize {
+    use vm2dmp::raw::{MemoryMap, RawImage, RawOptions};
+    let (spec, image) = match data.iter().position(|&b| b == b'\n') {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (&[][..], data),
+    };
+    let map = std::str::from_utf8(spec)
+        .ok()
+        .and_then(|s| MemoryMap::parse(s).ok());
+    let opts = RawOptions {
+        map,
+        ..RawOptions::default()
+    };
+    let file = InputFile::from_bytes(Path::new("fuzz.raw"), image.to_vec());
+    match RawImage::from_input(file, &opts) {
+        Ok(raw) => crate::exercise_source(&raw),
+        Err(_) => 0,
+    }
 }

@@ -907,3 +907,30 @@ impl MemorySource for KdumpFile {
         }
     }
 }
+
+/// Entry points for the fuzz targets; not part of the supported API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::{lzo1x, snappy, Decoders, PAGE_SIZE};
+
+    /// Decodes `src` as one page stored with `method` (0 zlib, 1 LZO1X, 2 snappy, 3 zstd;
+    /// higher values wrap) into a page buffer; the decoded length when the stream is valid.
+    /// Panics if a decoder claims more than a page.
+    pub fn decode_page(method: u8, src: &[u8]) -> Option<usize> {
+        let mut out = vec![0u8; PAGE_SIZE];
+        let mut dec = Decoders::default();
+        let n = match method % 4 {
+            0 => dec.zlib(src, &mut out),
+            1 => lzo1x::decompress(src, &mut out).map_err(|e| e.to_string()),
+            2 => snappy(src, &mut out),
+            _ => dec.zstd(src, &mut out),
+        }
+        .ok()?;
+        // snappy reports a stream's declared length without decoding it when it is not a page.
+        assert!(
+            n <= PAGE_SIZE || method % 4 == 2,
+            "decoded {n} bytes into a page"
+        );
+        Some(n)
+    }
+}

@@ -171,3 +171,36 @@ fn skip_zero_ignores_unreferenced_blocks() {
             .unwrap_or_else(|e| panic!("skip_zero {skip_zero}: {e}"));
     }
 }
+
+/// Every seed of a whole-file target of the other formats opens and converts in every layout
+/// (3 dumps each), the ELF and kdump seeds with a real QEMU guest's processor notes.
+#[test]
+fn other_formats_open_and_convert() {
+    type Target = fn(&[u8]) -> usize;
+    let targets: [(&str, Target, usize); 4] = [
+        ("elf_core_open", harness::elf_core_open, 2),
+        ("diskdump_open", harness::diskdump_open, 4),
+        ("vmware_open", harness::vmware_open, 1),
+        ("raw_open", harness::raw_open, 1),
+    ];
+    for (target, run, seeds) in targets {
+        let all = inputs(target);
+        assert!(all.len() >= seeds, "{target}: no seeds: run fuzz/seeds.sh");
+        for (p, data) in all {
+            let written = run(&data);
+            if p.starts_with(root().join("fuzz/seeds")) {
+                assert_eq!(written, 3, "{}", p.display());
+            }
+        }
+    }
+}
+
+/// Each compressed-page seed decodes to one page.
+#[test]
+fn diskdump_page() {
+    let all = inputs("diskdump_page");
+    assert_eq!(all.len(), 4, "one seed per compressor");
+    for (p, data) in all {
+        assert_eq!(harness::diskdump_page(&data), Some(4096), "{}", p.display());
+    }
+}
