@@ -8,8 +8,8 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "vm2dmp",
     version,
-    about = "Convert Hyper-V saved states and checkpoints into Windows kernel crash dumps",
-    after_help = "Examples:\n  vm2dmp info vm.vmrs\n  vm2dmp info vm.vsv --json\n  vm2dmp convert vm.vmrs vm.dmp\n  vm2dmp convert vm.vsv vm.dmp --format bitmap --skip-zero\n  vm2dmp list 'D:/VMs/Web01'\n  vm2dmp convert 'D:/VMs/Web01' --checkpoint 'Before update' web01.dmp\n  vm2dmp convert --out-dir dumps --jobs 2 --report report.json 'D:/Hyper-V' '/cases/*.vmrs'\n  vm2dmp keys vm.vmcx --prefix /configuration/properties\n  vm2dmp completions bash > /etc/bash_completion.d/vm2dmp\n\nExit codes: 0 success, 1 failure writing output or some inputs failed, 2 bad usage or unreadable input, 130 interrupted (Ctrl-C, SIGTERM, SIGHUP).\nNO_COLOR in the environment turns colours off."
+    about = "Convert Hyper-V saved states and checkpoints, QEMU/KVM and VirtualBox cores, VMware suspended and snapshot state and raw memory images into Windows kernel crash dumps",
+    after_help = "Examples:\n  vm2dmp info vm.vmrs\n  vm2dmp info vm.vsv --json\n  vm2dmp convert vm.vmrs vm.dmp\n  vm2dmp convert vm.vsv vm.dmp --format bitmap --skip-zero\n  vm2dmp list 'D:/VMs/Web01'\n  vm2dmp convert 'D:/VMs/Web01' --checkpoint 'Before update' web01.dmp\n  vm2dmp convert --out-dir dumps --jobs 2 --report report.json 'D:/Hyper-V' '/cases/*.vmrs'\n  vm2dmp convert guest.elf guest.dmp\n  vm2dmp convert vm-Snapshot1.vmsn vm.dmp\n  vm2dmp convert --raw --memory-map 0x0-0xbfffffff,0x100000000-0x13fffffff mem.raw mem.dmp\n  vm2dmp keys vm.vmcx --prefix /configuration/properties\n  vm2dmp completions bash > /etc/bash_completion.d/vm2dmp\n\nExit codes: 0 success, 1 failure writing output or some inputs failed, 2 bad usage or unreadable input, 130 interrupted (Ctrl-C, SIGTERM, SIGHUP).\nNO_COLOR in the environment turns colours off."
 )]
 pub(crate) struct Cli {
     #[command(subcommand)]

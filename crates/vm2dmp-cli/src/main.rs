@@ -1,4 +1,4 @@
-//! `vm2dmp`: convert Hyper-V saved states and checkpoints into Windows kernel crash dumps.
+//! `vm2dmp`: convert Hyper-V saved states and checkpoints, QEMU/KVM and VirtualBox cores, VMware state and raw memory images into Windows kernel crash dumps.
 
 #![forbid(unsafe_code)]
 

@@ -6,7 +6,11 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`source`] | the [`MemorySource`] trait every input implements, processor state, errors, input files |
+//! | [`input`] | any input by its content: [`input::Input`] is one of the formats below, itself a [`MemorySource`] |
 //! | [`hyperv`] | Hyper-V saved states: `.vmrs` (HVS) and `.vsv` + `.bin` (0x500), keys, replay log |
+//! | [`qemu`] | QEMU / KVM and VirtualBox: ELF cores, kdump-compressed files (plain and flattened) |
+//! | [`vmware`] | VMware suspended (`.vmss`) and snapshot (`.vmsn`) state with its `.vmem` |
+//! | [`raw`] | raw physical memory images, with a memory map; registers read from the KPRCBs |
 //! | [`folders`] | Hyper-V VM folders: VMs, checkpoints, their configurations and memory files |
 //! | [`guest`] | guest introspection: page tables, the Windows kernel found without symbols, PDBs |
 //! | [`kdump`] | kernel-dump headers, layout planner and reader |
@@ -15,7 +19,17 @@
 //! | [`output`] | the dump file being written: sized up front, renamed only when complete |
 //!
 //! Conversion, verification and kernel discovery take any [`MemorySource`]: a reader for
-//! another input format plugs in by implementing it.
+//! another input format plugs in by implementing it. [`input::Input::open`] opens any file
+//! vm2dmp reads, whatever its format:
+//!
+//! ```no_run
+//! use vm2dmp::input::{Input, OpenOptions};
+//! use vm2dmp::MemorySource;
+//!
+//! let guest = Input::open("guest.elf", &OpenOptions::default())?; // QEMU ELF core
+//! println!("{}: {} pages, {} processors", guest.machine().kind, guest.ram_pages(), guest.vcpus().len());
+//! # Ok::<(), vm2dmp::Error>(())
+//! ```
 //!
 //! ```no_run
 //! use vm2dmp::{convert, Cancel, ConvertOptions, MemorySource, NoProgress, SavedState};
