@@ -101,3 +101,164 @@ fn bad_raw_options_are_usage_errors() {
         .stderr(predicate::str::contains("guest.raw: memory map at offset 0x18000: the memory map describes 1048576 bytes but the file ends at 98304"));
     assert!(!dir.path().join("x.dmp").exists());
 }
+
+/// The real QEMU dumps CI captures (`scripts/capture-qemu-dumps.sh`), when present.
+fn qemu_dumps() -> Option<std::path::PathBuf> {
+    let dir = std::env::var_os("VM2DMP_QEMU_DUMPS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/qemu-dumps")
+        });
+    if dir.join("ovmf.elf").is_file() && dir.join("ovmf.kdump-zlib").is_file() {
+        Some(dir)
+    } else {
+        eprintln!("skipped: no real QEMU dumps in {}", dir.display());
+        None
+    }
+}
+
+#[test]
+fn qemu_dumps_from_the_command_line() {
+    let Some(q) = qemu_dumps() else { return };
+    let (elf, kdump) = (q.join("ovmf.elf"), q.join("ovmf.kdump-zlib"));
+    let out = vm2dmp()
+        .arg("info")
+        .arg(&elf)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["format"], "ELF core");
+    assert_eq!(v["kind"], "QEMU ELF core");
+    assert_eq!(v["vcpus"].as_array().unwrap().len(), 2);
+    assert_eq!(v["vcpus"][0]["architecture"], "X64");
+    assert_eq!(v["ram_ranges"].as_array().unwrap().len(), 4);
+    assert_eq!(v["ram_ranges"][3]["start"], "0x100000000");
+    vm2dmp()
+        .arg("info")
+        .arg(&kdump)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "Format:        kdump-compressed dump (zlib, flattened)",
+        ))
+        .stdout(predicate::str::contains("Processors:    2"));
+
+    // One batch of both; each dump verified against the other format.
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    vm2dmp()
+        .args(["convert", "--quiet", "--out-dir"])
+        .arg(dir.path().join("dumps"))
+        .arg("--report")
+        .arg(&report)
+        .arg(&elf)
+        .arg(&kdump)
+        .assert()
+        .success();
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(r["ok"], 2, "{r}");
+    let dumps: Vec<_> = r["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| std::path::PathBuf::from(e["output"].as_str().unwrap()))
+        .collect();
+    for (dump, other) in dumps.iter().zip([&kdump, &elf]) {
+        vm2dmp()
+            .arg("verify")
+            .arg(dump)
+            .arg(other)
+            .assert()
+            .success()
+            .stdout(predicate::str::contains(
+                "OK: 397296 guest pages compared: 0 differ",
+            ));
+    }
+}
+
+#[test]
+fn damaged_qemu_files_give_one_line_and_no_output() {
+    let dir = tempfile::tempdir().unwrap();
+    // An ELF core whose program headers run past the end of the file.
+    let mut elf = vec![0u8; 64];
+    elf[..4].copy_from_slice(b"\x7fELF");
+    elf[4] = 2;
+    elf[5] = 1;
+    elf[6] = 1;
+    elf[16] = 4; // ET_CORE
+    elf[18] = 62; // EM_X86_64
+    elf[32] = 64; // e_phoff
+    elf[54] = 56; // e_phentsize
+    elf[56] = 3; // e_phnum
+    let path = dir.path().join("cut.elf");
+    std::fs::write(&path, &elf).unwrap();
+    let out = dir.path().join("cut.dmp");
+    let a = vm2dmp()
+        .arg("convert")
+        .arg(&path)
+        .arg(&out)
+        .assert()
+        .code(2);
+    let stderr = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("cut.elf: ") && stderr.contains("at offset 0x40"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+
+    // A kdump-compressed file cut inside its header.
+    let mut kd = b"KDUMP   ".to_vec();
+    kd.extend_from_slice(&[6, 0, 0, 0]);
+    let path = dir.path().join("cut.kdump");
+    std::fs::write(&path, &kd).unwrap();
+    let a = vm2dmp().arg("info").arg(&path).assert().code(2);
+    let stderr = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("cut.kdump: ") && stderr.contains("offset 0x"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn vmware_state_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("vm-Snapshot1.vmsn");
+    vm2dmp_synth::vmware::Guest::small(2)
+        .write(&state, Some(&dir.path().join("vm-Snapshot1.vmem")))
+        .unwrap();
+    vm2dmp()
+        .arg("info")
+        .arg(&state)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Format:        VMware snapshot"))
+        .stdout(predicate::str::contains("vm-Snapshot1.vmsn + "))
+        .stdout(predicate::str::contains("Processors:    2"));
+    // Batch over a glob naming both files: converted once.
+    let report = dir.path().join("r.json");
+    vm2dmp()
+        .args(["convert", "--quiet", "--out-dir"])
+        .arg(dir.path().join("out"))
+        .arg("--report")
+        .arg(&report)
+        .arg(dir.path().join("vm-Snapshot1.*"))
+        .assert()
+        .success();
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(r["ok"], 1, "{r}");
+    // Without its .vmem: one line naming what was looked for.
+    std::fs::remove_file(dir.path().join("vm-Snapshot1.vmem")).unwrap();
+    vm2dmp()
+        .arg("info")
+        .arg(&state)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("vm-Snapshot1.vmem"))
+        .stderr(predicate::str::contains("--bin"));
+}
