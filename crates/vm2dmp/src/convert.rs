@@ -586,3 +586,54 @@ fn write_dump(
     };
     Ok((out, report))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comment_records_the_settings_that_change_the_bytes() {
+        let plain = ConvertOptions::default();
+        let c = default_comment("Hyper-V saved state", "vm.vmrs", &plain);
+        assert_eq!(
+            c,
+            format!(
+                "vm2dmp {}: Hyper-V saved state vm.vmrs",
+                env!("CARGO_PKG_VERSION")
+            )
+        );
+        assert_eq!(comment_parts(&c), Some(("", "Hyper-V saved state vm.vmrs")));
+        // Full and auto write the same bytes: the same Comment.
+        let full = ConvertOptions {
+            format: DumpFormat::Full,
+            ..ConvertOptions::default()
+        };
+        assert_eq!(
+            default_comment("k", "n", &full),
+            default_comment("k", "n", &plain)
+        );
+        let all = ConvertOptions {
+            format: DumpFormat::Bitmap,
+            skip_zero: true,
+            symbols: Some("ntkrnlmp.pdb".into()),
+            no_replay: true,
+            ..ConvertOptions::default()
+        };
+        let c = default_comment("Hyper-V saved state", "vm.vmrs", &all);
+        assert_eq!(
+            comment_parts(&c),
+            Some(("skip-zero symbols no-replay", "Hyper-V saved state vm.vmrs"))
+        );
+        let bitmap = ConvertOptions {
+            format: DumpFormat::Bitmap,
+            ..ConvertOptions::default()
+        };
+        assert_eq!(settings_tag(&bitmap), "bitmap");
+        // A Comment written before settings were recorded reads as the defaults.
+        assert_eq!(
+            comment_parts("vm2dmp 0.0.9: Hyper-V saved state vm.vmrs"),
+            Some(("", "Hyper-V saved state vm.vmrs"))
+        );
+        assert_eq!(comment_parts("made by hand"), None);
+    }
+}
