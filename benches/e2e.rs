@@ -32,6 +32,7 @@ fn convert_once(
         comment: None,
         symbols: None,
         write_path: vm2dmp::WritePath::default(),
+        ..ConvertOptions::default()
     };
     let t = Instant::now();
     pool.install(|| convert(state, out, &opts, &NoProgress, &Cancel::new()).expect("convert"));

@@ -128,6 +128,61 @@ pub(crate) enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Print the manual page (roff), e.g. vm2dmp manpage > vm2dmp.1
+    Manpage,
+    /// Work with the JSON reports of `convert --report`
+    #[command(subcommand)]
+    Report(ReportCommand),
+}
+
+/// `vm2dmp report ...`.
+#[derive(Subcommand, Debug)]
+pub(crate) enum ReportCommand {
+    /// Merge the reports of shards (`convert --shard K/N --report ...`) into one
+    #[command(
+        after_help = "Example:\n  vm2dmp report merge report-1.json report-2.json report-3.json -o report.json\n\nFails (exit 1) when two reports name the same output: shards never share one."
+    )]
+    Merge {
+        /// The reports to merge
+        #[arg(required = true, value_name = "REPORT")]
+        reports: Vec<PathBuf>,
+        /// The merged report to write (replaced atomically); standard output when not given
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+/// `--shard K/N`: this process takes the K-th of N parts of the inputs (K from 1 to N).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Shard {
+    /// 1..=count.
+    pub index: usize,
+    pub count: usize,
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+/// Parses `K/N` with 1 <= K <= N.
+pub(crate) fn parse_shard(s: &str) -> Result<Shard, String> {
+    let (k, n) = s
+        .split_once('/')
+        .ok_or_else(|| format!("{s}: expected K/N, e.g. 1/4"))?;
+    let parse = |v: &str| {
+        v.trim()
+            .parse::<usize>()
+            .map_err(|_| format!("{s}: expected K/N with whole numbers, e.g. 1/4"))
+    };
+    let (index, count) = (parse(k)?, parse(n)?);
+    if count == 0 || index == 0 || index > count {
+        return Err(format!(
+            "{s}: K counts from 1 to N (a 0-based job index I is --shard $((I+1))/N)"
+        ));
+    }
+    Ok(Shard { index, count })
 }
 
 #[derive(clap::Args, Debug)]
@@ -141,7 +196,8 @@ pub(crate) enum Command {
 With --out-dir every input may be a saved-state file, a VM folder, a Hyper-V root folder, a
 virtual disk or a glob; folders give every VM state and checkpoint with memory. A failing input
 does not stop the others. Dumps already complete in the output folder are kept (--force writes
-them again). Exit code 1 when any input failed.")]
+them again). Exit code 1 when any input failed. --shard K/N splits the images among N
+processes (K from 1 to N), each with its own --report; `vm2dmp report merge` joins the reports.")]
 pub(crate) struct ConvertArgs {
     #[command(flatten)]
     pub input: InputArgs,
@@ -184,6 +240,13 @@ pub(crate) struct ConvertArgs {
     /// The kernel's PDB (ntkrnlmp.pdb) or a local symbol-store folder, used when it matches
     #[arg(long, value_name = "PATH")]
     pub symbols: Option<PathBuf>,
+    /// Compute the SHA-256 of every input file and of every dump (in --json and --report)
+    #[arg(long)]
+    pub hash: bool,
+    /// With --out-dir: convert only the K-th of N parts of the memory images (K from 1 to N),
+    /// so that N processes given the same inputs convert each image exactly once
+    #[arg(long, value_name = "K/N", value_parser = parse_shard, requires = "out_dir")]
+    pub shard: Option<Shard>,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy)]
@@ -205,6 +268,9 @@ pub(crate) struct VerifyArgs {
     /// The symbols the dump was converted with (an ntkrnlmp.pdb or a symbol-store folder)
     #[arg(long, value_name = "PATH")]
     pub symbols: Option<PathBuf>,
+    /// Also check that the dump's SHA-256 is HEX (checked first; exit 1 when it differs)
+    #[arg(long, value_name = "HEX")]
+    pub sha256: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]

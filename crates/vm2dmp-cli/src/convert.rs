@@ -92,7 +92,41 @@ fn single_input(input: &Path) -> Result<PathBuf, CliError> {
     }
 }
 
+/// `vm2dmp convert`. With `--report`, the report file is written before anything else (a
+/// placeholder with `"finished": false`), so that a path that cannot be written is found
+/// before any conversion; a run that fails before writing its final report replaces it with
+/// one that holds the error.
 pub(crate) fn run(args: &ConvertArgs, cancel: Arc<Cancel>) -> Result<(), CliError> {
+    let started = std::time::Instant::now();
+    if let Some(path) = &args.report {
+        if let Some(dir) = args.out_dir.as_deref().filter(|d| !d.exists()) {
+            // The report may be meant to go in the output folder; an error here is found again
+            // (and reported) when the folder is prepared.
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let mut placeholder = Report::placeholder(args.out_dir.clone());
+        placeholder.shard = args.shard.map(|s| s.to_string());
+        placeholder
+            .write(path)
+            .map_err(|e| CliError::Usage(format!("--report: {}", e.message())))?;
+    }
+    let result = run_checked(args, cancel);
+    if let (Err(e), Some(path)) = (&result, &args.report) {
+        if !crate::batch::finished_written() {
+            let mut r = Report::failed_run(
+                args.out_dir.clone(),
+                e.message(),
+                started.elapsed().as_secs_f64(),
+            );
+            r.shard = args.shard.map(|s| s.to_string());
+            // The run's own error is the one to show.
+            let _ = r.write(path);
+        }
+    }
+    result
+}
+
+fn run_checked(args: &ConvertArgs, cancel: Arc<Cancel>) -> Result<(), CliError> {
     if args.skip_zero && matches!(args.format, FormatArg::Full) {
         return Err(CliError::Usage(
             "--skip-zero needs a bitmap dump; it cannot be combined with --format full".into(),
@@ -139,6 +173,8 @@ pub(crate) fn run(args: &ConvertArgs, cancel: Arc<Cancel>) -> Result<(), CliErro
         skip_zero: args.skip_zero,
         force: args.force,
         symbols: args.symbols.clone(),
+        no_replay: args.input.no_replay,
+        hash: args.hash,
         ..ConvertOptions::default()
     };
     if let Some(dir) = out_dir {
@@ -230,6 +266,12 @@ pub(crate) fn run(args: &ConvertArgs, cancel: Arc<Cancel>) -> Result<(), CliErro
             report.seconds,
             human_bytes(report.bytes_per_second)
         );
+        for (file, hex) in report.input_sha256.iter().flatten() {
+            eprintln!("SHA-256 {hex}  {}", file.display());
+        }
+        if let Some(hex) = &report.output_sha256 {
+            eprintln!("SHA-256 {hex}  {}", report.output.display());
+        }
     }
     if let Some(path) = &args.report {
         let mut e = Entry::single(&input, &state);
@@ -240,6 +282,8 @@ pub(crate) fn run(args: &ConvertArgs, cancel: Arc<Cancel>) -> Result<(), CliErro
         e.seconds = report.seconds;
         e.dump_type = Some(report.dump_type);
         e.notes = report.notes.clone();
+        e.input_sha256 = report.input_sha256.clone();
+        e.output_sha256 = report.output_sha256.clone();
         Report::new(None, vec![e], started.elapsed().as_secs_f64()).write(path)?;
     }
     Ok(())

@@ -242,14 +242,44 @@ pub(crate) fn info(path: &PathBuf, json: bool) -> Result<(), CliError> {
     Ok(())
 }
 
+/// `--sha256 HEX`: the dump's SHA-256 when it is `want`; a failure (exit 1) with one line
+/// saying both when it is not.
+fn check_sha256(args: &VerifyArgs, cancel: &vm2dmp::Cancel) -> Result<Option<String>, CliError> {
+    let Some(want) = &args.sha256 else {
+        return Ok(None);
+    };
+    let want = want.trim().to_ascii_lowercase();
+    if want.len() != 64 || !want.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(CliError::Usage(format!(
+            "--sha256 {want}: expected 64 hexadecimal digits"
+        )));
+    }
+    let got = vm2dmp::hash::sha256_file(&args.dump, cancel)?;
+    if got != want {
+        return Err(CliError::Failed(format!(
+            "{}: SHA-256 mismatch: the file's is {got}, expected {want}",
+            args.dump.display()
+        )));
+    }
+    Ok(Some(got))
+}
+
 pub(crate) fn verify(args: &VerifyArgs, cancel: &vm2dmp::Cancel) -> Result<bool, CliError> {
+    let sha256 = check_sha256(args, cancel)?;
     let f = DumpFile::open(&args.dump)?;
     let opts = args.input.open_options().map_err(CliError::Usage)?;
     let state = vm2dmp::input::Input::open(&args.input.input, &opts)?;
     let r = vm2dmp::verify(&f, &state, args.symbols.as_deref(), &NoProgress, cancel)?;
     if args.json {
-        println!("{}", to_json(&r)?);
+        let mut v = serde_json::to_value(&r).map_err(|e| CliError::Failed(e.to_string()))?;
+        if let (Some(hex), Some(obj)) = (&sha256, v.as_object_mut()) {
+            obj.insert("sha256".into(), serde_json::Value::String(hex.clone()));
+        }
+        println!("{}", to_json(&v)?);
     } else {
+        if let Some(hex) = &sha256 {
+            println!("SHA-256 OK: {hex}");
+        }
         println!(
             "{}: {} guest pages compared: {} differ, {} absent and all zero, {} absent with data, {} outside guest RAM, {} patched by the converter{}",
             if r.ok() { "OK" } else { "MISMATCH" },

@@ -149,8 +149,22 @@ fn run(command: Command, cancel: Arc<vm2dmp::Cancel>) -> Result<u8, CliError> {
             clap_complete::generate(shell, &mut Cli::command(), "vm2dmp", &mut script);
             shared::print_stdout(&String::from_utf8_lossy(&script));
         }
+        Command::Manpage => shared::print_stdout(&manpage()?),
+        Command::Report(args::ReportCommand::Merge { reports, output }) => {
+            batch::merge_reports(&reports, output.as_deref())?
+        }
     }
     Ok(exit::OK)
+}
+
+/// The manual page, generated from the command-line definition: the options of `vm2dmp`
+/// and a SUBCOMMANDS section naming each command.
+fn manpage() -> Result<String, CliError> {
+    let mut page = Vec::new();
+    clap_mangen::Man::new(Cli::command())
+        .render(&mut page)
+        .map_err(|e| CliError::Failed(format!("cannot write the manual page: {e}")))?;
+    Ok(String::from_utf8_lossy(&page).into_owned())
 }
 
 fn main() {

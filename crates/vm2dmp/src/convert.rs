@@ -5,6 +5,7 @@
 //! into its own buffer and writes the block's pages at their fixed offsets with positioned writes.
 //! No lock on the hot path, no allocation per page.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
@@ -56,6 +57,15 @@ pub struct ConvertOptions {
     pub symbols: Option<PathBuf>,
     /// How decoded pages reach the file ([`WritePath::Workers`] by default).
     pub write_path: WritePath,
+    /// The input was opened without replaying its pending log entries (`--no-replay`). It
+    /// changes the pages only of a dirty input; it is recorded in the default Comment, like
+    /// the other settings that change a dump's bytes, so that [`dump_origin`] tells a dump made
+    /// this way from one made from the replayed state.
+    pub no_replay: bool,
+    /// Compute the SHA-256 of every input file and of the dump
+    /// ([`ConvertReport::input_sha256`], [`ConvertReport::output_sha256`]); see
+    /// [`crate::hash`] for how the bytes are read.
+    pub hash: bool,
 }
 
 /// What a conversion did.
@@ -92,6 +102,13 @@ pub struct ConvertReport {
     pub bugcheck_code: u32,
     /// Things the user should know about the dump (fields left unknown, fallbacks taken).
     pub notes: Vec<String>,
+    /// SHA-256 (lowercase hex) of each input file, keyed by the path as in `input`, when
+    /// [`ConvertOptions::hash`] asked for it.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
+    pub input_sha256: Option<BTreeMap<PathBuf, String>>,
+    /// SHA-256 (lowercase hex) of the dump file, when [`ConvertOptions::hash`] asked for it.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
+    pub output_sha256: Option<String>,
 }
 
 const CR4_PAE: u64 = 1 << 5;
@@ -110,10 +127,36 @@ fn dump_arch(vp: &CpuState) -> Arch {
     }
 }
 
+/// The settings recorded in the default Comment: those that change a dump's bytes for the
+/// same input (`--format full` and `auto` give the same bytes, so only `bitmap` is named).
+fn settings_tag(opts: &ConvertOptions) -> String {
+    let mut tags = Vec::new();
+    if opts.skip_zero {
+        tags.push("skip-zero");
+    } else if opts.format == DumpFormat::Bitmap {
+        tags.push("bitmap");
+    }
+    if opts.symbols.is_some() {
+        tags.push("symbols");
+    }
+    if opts.no_replay {
+        tags.push("no-replay");
+    }
+    tags.join(" ")
+}
+
 /// The Comment a conversion writes for an input of kind `kind` ("Hyper-V saved state")
-/// whose main file is named `input_name`.
-fn default_comment(kind: &str, input_name: &str) -> String {
-    format!("vm2dmp {}: {kind} {input_name}", env!("CARGO_PKG_VERSION"))
+/// whose main file is named `input_name`: `vm2dmp VERSION: KIND NAME`, with the settings that
+/// change the bytes after the version when there are any (`vm2dmp 0.1.0 [skip-zero]: ...`).
+/// Nothing in it depends on the machine, the folder of the input or the time of the run.
+fn default_comment(kind: &str, input_name: &str, opts: &ConvertOptions) -> String {
+    let tag = settings_tag(opts);
+    let version = env!("CARGO_PKG_VERSION");
+    if tag.is_empty() {
+        format!("vm2dmp {version}: {kind} {input_name}")
+    } else {
+        format!("vm2dmp {version} [{tag}]: {kind} {input_name}")
+    }
 }
 
 /// What of `comment` fits the header: ASCII, at most 127 bytes.
@@ -121,27 +164,84 @@ fn header_comment(comment: &str) -> String {
     comment.chars().filter(char::is_ascii).take(127).collect()
 }
 
-/// True when `dump` was written by a conversion of the input of kind `kind`
+/// Splits a default Comment into its settings and what follows the version (`KIND NAME`).
+fn comment_parts(comment: &str) -> Option<(&str, &str)> {
+    let (head, tail) = comment.split_once(": ")?;
+    let settings = head
+        .split_once(" [")
+        .map_or("", |(_, s)| s.trim_end_matches(']'));
+    Some((settings, tail))
+}
+
+/// Whether an existing dump was made from an input, and how ([`dump_origin`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DumpOrigin {
+    /// Made from this input file as it is now, with the same settings: a conversion with
+    /// these options would write the same bytes.
+    Same,
+    /// Made from this input file as it is now, but with other settings (format, zero pages,
+    /// symbols, replay): its bytes differ from what these options write.
+    OtherSettings {
+        /// The settings the dump's Comment records (`""`: the defaults).
+        recorded: String,
+        /// The settings of these options.
+        wanted: String,
+    },
+    /// Not made from this input file as it is now (another file of that name, an older copy
+    /// of it, a custom Comment, or not one of our dumps).
+    Other,
+}
+
+/// How `dump` relates to a conversion of the input of kind `kind`
 /// ([`MachineInfo::kind`](vm2dmp_source::MachineInfo::kind)) whose first file is `input` as
-/// that file is now: the dump's Comment names it (the default Comment, whatever
-/// version wrote it) and its SystemTime is the file's modification time. A dump of another
-/// file with the same name, or of an earlier version of this one, does not match.
-pub fn dump_matches_input(dump: &crate::dump::DumpFile, kind: &str, input: &Path) -> bool {
+/// that file is now, with `opts`: its default Comment (whatever version wrote it) names the
+/// file, its SystemTime is the file's modification time, and its Comment records the same
+/// settings ([`DumpOrigin::Same`]) or others ([`DumpOrigin::OtherSettings`]).
+pub fn dump_origin(
+    dump: &crate::dump::DumpFile,
+    kind: &str,
+    input: &Path,
+    opts: &ConvertOptions,
+) -> DumpOrigin {
     let Some(name) = input.file_name().map(|n| n.to_string_lossy().into_owned()) else {
-        return false;
+        return DumpOrigin::Other;
     };
     let Some(mtime) = std::fs::metadata(input)
         .ok()
         .and_then(|m| m.modified().ok())
         .map(filetime)
     else {
-        return false;
+        return DumpOrigin::Other;
     };
     let info = dump.dump().info();
-    // Compare what follows the version: "…: Hyper-V saved state NAME".
-    let tail = |c: &str| c.split_once(": ").map(|(_, t)| t.to_owned());
-    let want = tail(&header_comment(&default_comment(kind, &name)));
-    info.system_time == mtime && want.is_some() && tail(&info.comment) == want
+    let want = header_comment(&default_comment(kind, &name, opts));
+    let (Some((want_settings, want_tail)), Some((got_settings, got_tail))) =
+        (comment_parts(&want), comment_parts(&info.comment))
+    else {
+        return DumpOrigin::Other;
+    };
+    if info.system_time != mtime || got_tail != want_tail {
+        DumpOrigin::Other
+    } else if got_settings != want_settings {
+        DumpOrigin::OtherSettings {
+            recorded: got_settings.to_owned(),
+            wanted: want_settings.to_owned(),
+        }
+    } else {
+        DumpOrigin::Same
+    }
+}
+
+/// True when [`dump_origin`] is [`DumpOrigin::Same`]: `dump` is what a conversion of `input`
+/// as it is now with `opts` writes. A dump of another file with the same name, of an earlier
+/// version of this one, or made with other settings does not match.
+pub fn dump_matches_input(
+    dump: &crate::dump::DumpFile,
+    kind: &str,
+    input: &Path,
+    opts: &ConvertOptions,
+) -> bool {
+    dump_origin(dump, kind, input, opts) == DumpOrigin::Same
 }
 
 fn filetime(t: SystemTime) -> u64 {
@@ -198,7 +298,7 @@ fn header_info(
     let comment = opts
         .comment
         .clone()
-        .unwrap_or_else(|| default_comment(&machine.kind, &input_name));
+        .unwrap_or_else(|| default_comment(&machine.kind, &input_name, opts));
     let saved_at = input
         .first()
         .and_then(|p| std::fs::metadata(p).ok())
@@ -369,7 +469,13 @@ const MEMPROCFS_MAX_FIRST_PAGE: u64 = 0x0100_0000;
 /// Writes a kernel dump of `state` to `target`.
 ///
 /// The file appears under `target` only when complete; on any error (or cancellation) nothing
-/// is left there. `progress` receives guest RAM bytes as they are written.
+/// is left there. `progress` receives guest RAM bytes as they are written. With
+/// [`ConvertOptions::hash`] the input files are hashed on a thread of their own while the
+/// pages are written, and the dump before it is renamed into place ([`crate::hash`]).
+///
+/// The bytes written depend only on the input's contents, the name and modification time of
+/// its first file, and `opts`: not on the number of threads, the folder the input is in, the
+/// machine or the time of the run.
 pub fn convert(
     state: &dyn MemorySource,
     target: &Path,
@@ -378,6 +484,45 @@ pub fn convert(
     cancel: &Cancel,
 ) -> Result<ConvertReport> {
     let started = Instant::now();
+    let files = state.files();
+    // Set when writing the dump failed: the input hashes are not wanted any more.
+    let failed = Cancel::new();
+    let stop = || cancel.is_cancelled() || failed.is_cancelled();
+    std::thread::scope(|s| {
+        let inputs = opts
+            .hash
+            .then(|| s.spawn(|| crate::hash::sha256_files(&files, &stop)));
+        let written = write_dump(state, target, opts, progress, cancel);
+        if written.is_err() {
+            failed.cancel();
+        }
+        let input_sha256 = inputs
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .transpose();
+        let (out, mut report) = written?;
+        report.input_sha256 = input_sha256?;
+        if opts.hash {
+            report.output_sha256 = Some(out.sha256(&stop)?);
+        }
+        out.commit()?;
+        report.seconds = started.elapsed().as_secs_f64();
+        report.bytes_per_second = if report.seconds > 0.0 {
+            (report.guest_pages * PAGE_SIZE as u64) as f64 / report.seconds
+        } else {
+            0.0
+        };
+        Ok(report)
+    })
+}
+
+/// Writes the whole dump, header included, under its temporary name; the caller commits it.
+fn write_dump(
+    state: &dyn MemorySource,
+    target: &Path,
+    opts: &ConvertOptions,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<(OutputFile, ConvertReport)> {
     let mut notes = Vec::new();
     if target.exists() && !opts.force {
         return Err(Error::OutputExists {
@@ -417,10 +562,8 @@ pub fn convert(
     }
     // The header last: kernel discovery may have ended only after the pass.
     out.write_at(&layout.header_bytes(&info), 0)?;
-    out.commit()?;
-    let seconds = started.elapsed().as_secs_f64();
     let pages_written = layout.present_pages();
-    Ok(ConvertReport {
+    let report = ConvertReport {
         input: state.files(),
         output: target.to_path_buf(),
         dump_type: layout.dump_type(),
@@ -432,15 +575,65 @@ pub fn convert(
         pages_written,
         pages_skipped: guest_pages.saturating_sub(pages_written),
         bytes: size,
-        seconds,
-        bytes_per_second: if seconds > 0.0 {
-            (guest_pages * PAGE_SIZE as u64) as f64 / seconds
-        } else {
-            0.0
-        },
+        seconds: 0.0,
+        bytes_per_second: 0.0,
         directory_table_base: info.directory_table_base,
         number_processors: info.number_processors,
         bugcheck_code: info.bugcheck_code,
         notes,
-    })
+        input_sha256: None,
+        output_sha256: None,
+    };
+    Ok((out, report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comment_records_the_settings_that_change_the_bytes() {
+        let plain = ConvertOptions::default();
+        let c = default_comment("Hyper-V saved state", "vm.vmrs", &plain);
+        assert_eq!(
+            c,
+            format!(
+                "vm2dmp {}: Hyper-V saved state vm.vmrs",
+                env!("CARGO_PKG_VERSION")
+            )
+        );
+        assert_eq!(comment_parts(&c), Some(("", "Hyper-V saved state vm.vmrs")));
+        // Full and auto write the same bytes: the same Comment.
+        let full = ConvertOptions {
+            format: DumpFormat::Full,
+            ..ConvertOptions::default()
+        };
+        assert_eq!(
+            default_comment("k", "n", &full),
+            default_comment("k", "n", &plain)
+        );
+        let all = ConvertOptions {
+            format: DumpFormat::Bitmap,
+            skip_zero: true,
+            symbols: Some("ntkrnlmp.pdb".into()),
+            no_replay: true,
+            ..ConvertOptions::default()
+        };
+        let c = default_comment("Hyper-V saved state", "vm.vmrs", &all);
+        assert_eq!(
+            comment_parts(&c),
+            Some(("skip-zero symbols no-replay", "Hyper-V saved state vm.vmrs"))
+        );
+        let bitmap = ConvertOptions {
+            format: DumpFormat::Bitmap,
+            ..ConvertOptions::default()
+        };
+        assert_eq!(settings_tag(&bitmap), "bitmap");
+        // A Comment written before settings were recorded reads as the defaults.
+        assert_eq!(
+            comment_parts("vm2dmp 0.0.9: Hyper-V saved state vm.vmrs"),
+            Some(("", "Hyper-V saved state vm.vmrs"))
+        );
+        assert_eq!(comment_parts("made by hand"), None);
+    }
 }

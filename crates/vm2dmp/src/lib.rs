@@ -16,6 +16,7 @@
 //! | [`kdump`] | kernel-dump headers, layout planner and reader |
 //! | [`convert`](mod@convert) | a source to a dump: full or bitmap, parallel, never a half-written file |
 //! | [`dump`] | reading any kernel dump, and verifying one against its source |
+//! | [`hash`] | SHA-256 of input files and dumps |
 //! | [`output`] | the dump file being written: sized up front, renamed only when complete |
 //!
 //! Conversion, verification and kernel discovery take any [`MemorySource`]: a reader for
@@ -57,6 +58,7 @@
 
 pub mod convert;
 pub mod dump;
+pub mod hash;
 pub mod input;
 pub mod output;
 pub mod raw;

@@ -140,6 +140,13 @@ impl OutputFile {
         }
     }
 
+    /// The SHA-256 (lowercase hex) of the file as written so far, read back from the start:
+    /// right after the pages were written they are still in the page cache, so this reads
+    /// memory, not the disk. Stops with [`Error::Cancelled`] when `stop` says so.
+    pub fn sha256(&self, stop: &dyn Fn() -> bool) -> Result<String> {
+        crate::hash::sha256_until(&self.temp, stop)
+    }
+
     /// Flushes the data to disk and renames the file to its target name.
     pub fn commit(mut self) -> Result<()> {
         let f = self

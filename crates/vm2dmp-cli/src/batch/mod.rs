@@ -5,11 +5,12 @@
 //! - [`plan`] expands the inputs into conversions to run and entries already decided, and
 //!   names their outputs;
 //! - [`run`](mod@run) runs the conversions and shows their progress;
-//! - [`report`] holds what happened to each entry and writes it out.
+//! - [`report`] holds what happened to each entry and writes it out, and merges the reports
+//!   of shards.
 
 mod plan;
 mod report;
 mod run;
 
-pub(crate) use report::{Entry, Outcome, Report};
+pub(crate) use report::{finished_written, merge_reports, Entry, Outcome, Report};
 pub(crate) use run::run;

@@ -2,13 +2,13 @@
 //! the conversions to run and the entries decided without running anything, and giving each
 //! conversion its output name.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use vm2dmp::{folders::Candidate, folders::DiscoverOptions, folders::EntryKind, folders::Status};
 
 use super::report::{file_label, Entry, Outcome};
-use crate::args::ConvertArgs;
+use crate::args::{ConvertArgs, Shard};
 use crate::shared::{ext_lower, has_glob_chars};
 
 /// One conversion to run.
@@ -31,6 +31,8 @@ pub(super) struct Job {
 enum Planned {
     Run(Job),
     Done(Entry),
+    /// The memory file of the job planned at this index of the list, reached again.
+    Again(Job, usize),
 }
 
 /// The conversions of a batch and the entries decided while planning, in report order.
@@ -43,21 +45,60 @@ pub(super) struct Plan {
 }
 
 impl Plan {
-    /// Expands `inputs` and names the outputs in `out_dir`.
+    /// Expands `inputs`, names the outputs in `out_dir`, and with `shard` keeps the entries
+    /// of that shard only.
     pub fn new(inputs: &[PathBuf], args: &ConvertArgs, out_dir: &Path) -> Self {
+        let planned = plan(inputs, args, out_dir);
         let mut jobs: Vec<Job> = Vec::new();
-        let mut order = Vec::new();
-        for p in plan(inputs, args, out_dir) {
+        // Per planned item: the job it is, or the entry decided.
+        let mut slots: Vec<Slot> = Vec::new();
+        let mut job_at: HashMap<usize, usize> = HashMap::new();
+        for (i, p) in planned.into_iter().enumerate() {
             match p {
                 Planned::Run(j) => {
-                    order.push(Ok(jobs.len()));
+                    job_at.insert(i, jobs.len());
+                    slots.push(Slot::Job(jobs.len()));
                     jobs.push(j);
                 }
-                Planned::Done(e) => order.push(Err(e)),
+                Planned::Done(e) => slots.push(Slot::Done(e)),
+                Planned::Again(j, first) => slots.push(Slot::Again(j, first)),
             }
         }
         assign_outputs(&mut jobs, out_dir);
-        Self { jobs, order }
+        // A file reached again gets its own entry, naming the entry that converts it.
+        let slots: Vec<Slot> = slots
+            .into_iter()
+            .map(|s| match s {
+                Slot::Again(j, first) => match job_at.get(&first) {
+                    Some(&k) => Slot::Same(again_entry(j, &jobs[k]), k),
+                    None => Slot::Done(j.entry),
+                },
+                other => other,
+            })
+            .collect();
+        let (keep_job, keep_done) = match args.shard {
+            Some(shard) => shard_members(&jobs, &slots, shard),
+            None => (vec![true; jobs.len()], vec![true; slots.len()]),
+        };
+        let mut index = vec![None; jobs.len()];
+        let mut kept = Vec::new();
+        for (k, j) in jobs.into_iter().enumerate() {
+            if keep_job[k] {
+                index[k] = Some(kept.len());
+                kept.push(j);
+            }
+        }
+        let order = slots
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, s)| match s {
+                Slot::Job(k) => index[k].map(Ok),
+                Slot::Same(e, k) => index[k].is_some().then_some(Err(e)),
+                Slot::Done(e) => keep_done[i].then_some(Err(e)),
+                Slot::Again(..) => None,
+            })
+            .collect();
+        Self { jobs: kept, order }
     }
 
     /// The entries decided while planning.
@@ -79,6 +120,75 @@ impl Plan {
             })
             .collect()
     }
+}
+
+/// A planned item while the plan is made.
+enum Slot {
+    Job(usize),
+    Done(Entry),
+    /// Reached again: the job, and the planned index of the first.
+    Again(Job, usize),
+    /// Reached again, its entry made: it goes with job `usize`.
+    Same(Entry, usize),
+}
+
+/// The entry of a memory file reached again: skipped, naming the entry that converts it.
+fn again_entry(again: Job, first: &Job) -> Entry {
+    let mut e = again.entry;
+    // As the report shows it: absolute.
+    let out = first
+        .entry
+        .output
+        .as_deref()
+        .map(|o| std::path::absolute(o).unwrap_or_else(|_| o.to_path_buf()));
+    e.error = Some(format!(
+        "the same memory file as the entry \"{}\"{}: converted once, there",
+        first.entry.label,
+        out.as_deref()
+            .map(|o| format!(" (-> {})", o.display()))
+            .unwrap_or_default()
+    ));
+    e.status = Outcome::Skipped;
+    e.duplicate_of = out;
+    e
+}
+
+/// Which jobs and which decided entries belong to `shard`. The conversions are sorted by
+/// output file name (the same on every machine, whatever the mount point of the inputs) and
+/// dealt out in turn: the one at position `p` goes to shard `p % N + 1`. The entries decided
+/// while planning (no memory, unreadable) are dealt out the same way, sorted by their
+/// argument and label; a file reached again goes with the conversion it names.
+fn shard_members(jobs: &[Job], slots: &[Slot], shard: Shard) -> (Vec<bool>, Vec<bool>) {
+    let deal = |keys: Vec<(String, usize)>, len: usize| {
+        let mut keys = keys;
+        keys.sort();
+        let mut mine = vec![false; len];
+        for (p, (_, i)) in keys.into_iter().enumerate() {
+            mine[i] = p % shard.count + 1 == shard.index;
+        }
+        mine
+    };
+    let job_keys = jobs
+        .iter()
+        .enumerate()
+        .map(|(k, j)| {
+            let name = j
+                .entry
+                .output
+                .as_deref()
+                .map_or_else(String::new, file_label);
+            (name.to_lowercase(), k)
+        })
+        .collect();
+    let done_keys = slots
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| match s {
+            Slot::Done(e) => Some((format!("{}\u{0}{}", e.input.display(), e.label), i)),
+            _ => None,
+        })
+        .collect();
+    (deal(job_keys, jobs.len()), deal(done_keys, slots.len()))
 }
 
 /// A file name made of letters, digits, `-`, `_` and `.`.
@@ -311,17 +421,25 @@ fn plan(inputs: &[PathBuf], args: &ConvertArgs, out_dir: &Path) -> Vec<Planned> 
         }
         plan_path(input, args, &mut out);
     }
-    // The same memory files reached twice (a file and its folder, overlapping globs) are
-    // converted once.
-    let mut seen = HashSet::new();
-    out.retain(|p| match p {
-        Planned::Run(j) => {
-            let key = std::fs::canonicalize(&j.main).unwrap_or_else(|_| j.main.clone());
-            seen.insert(key)
-        }
-        Planned::Done(_) => true,
-    });
-    out
+    // The same memory files reached twice (a file and its folder, overlapping globs, a
+    // symbolic link) are converted once; the later ones get an entry naming the first.
+    let mut seen: HashMap<PathBuf, usize> = HashMap::new();
+    out.into_iter()
+        .enumerate()
+        .map(|(i, p)| match p {
+            Planned::Run(j) => {
+                let key = std::fs::canonicalize(&j.main).unwrap_or_else(|_| j.main.clone());
+                match seen.get(&key) {
+                    Some(&first) => Planned::Again(j, first),
+                    None => {
+                        seen.insert(key, i);
+                        Planned::Run(j)
+                    }
+                }
+            }
+            other => other,
+        })
+        .collect()
 }
 
 /// Gives every job a distinct output path in `out_dir` (compared without case), the same on

@@ -1,7 +1,9 @@
 //! What happened to each entry of a batch: the report (`--report FILE`, `--json`), the line
 //! each entry gets on screen, the summary line, and the result of the whole run.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 use vm2dmp::input::Input;
@@ -52,6 +54,16 @@ pub(crate) struct Entry {
     pub notes: Vec<String>,
     /// Why it was skipped or failed (one line).
     pub error: Option<String>,
+    /// With --hash: the SHA-256 of each file read, keyed by the file as in `files`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_sha256: Option<BTreeMap<PathBuf, String>>,
+    /// With --hash: the SHA-256 of the dump written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_sha256: Option<String>,
+    /// An entry reached again (a symlink, a folder and a file in it): the output of the entry
+    /// that converts the same memory file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicate_of: Option<PathBuf>,
 }
 
 /// The file name of `p` (the whole path when it has none), as an entry's label.
@@ -81,6 +93,9 @@ impl Entry {
             replay_pending: 0,
             notes: Vec::new(),
             error: None,
+            input_sha256: None,
+            output_sha256: None,
+            duplicate_of: None,
         }
     }
 
@@ -127,49 +142,119 @@ pub(crate) struct Report {
     pub skipped: usize,
     pub failed: usize,
     pub seconds: f64,
+    /// `K/N` with --shard: this report holds the entries of that shard only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
+    /// False in the report written before any conversion starts (it shows the path is
+    /// writable); a run replaces it when it ends, also when it fails early.
+    pub finished: bool,
+    /// Why the whole run failed before converting anything (one line).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     pub entries: Vec<Entry>,
 }
 
+/// Set once a finished report has been written: a failing run then keeps it.
+static FINISHED_WRITTEN: AtomicBool = AtomicBool::new(false);
+
+/// True once this process wrote a finished report.
+pub(crate) fn finished_written() -> bool {
+    FINISHED_WRITTEN.load(Ordering::SeqCst)
+}
+
+/// `p` made absolute against the current folder (not resolving symbolic links: the path the
+/// user gave, made usable from anywhere).
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+impl Entry {
+    /// The entry with every path (input, output, files, hash keys) absolute.
+    fn absolute(mut self) -> Self {
+        self.input = absolute(&self.input);
+        self.output = self.output.as_deref().map(absolute);
+        self.duplicate_of = self.duplicate_of.as_deref().map(absolute);
+        self.files = self.files.iter().map(|f| absolute(f)).collect();
+        self.input_sha256 = self
+            .input_sha256
+            .map(|m| m.into_iter().map(|(f, h)| (absolute(&f), h)).collect());
+        self
+    }
+}
+
 impl Report {
+    /// The report of a finished run, with every path absolute.
     pub fn new(out_dir: Option<PathBuf>, entries: Vec<Entry>, seconds: f64) -> Self {
+        let entries: Vec<Entry> = entries.into_iter().map(Entry::absolute).collect();
         let count = |o: Outcome| entries.iter().filter(|e| e.status == o).count();
         Self {
             tool: "vm2dmp",
             version: env!("CARGO_PKG_VERSION"),
-            out_dir,
+            out_dir: out_dir.as_deref().map(absolute),
             ok: count(Outcome::Ok),
             skipped: count(Outcome::Skipped),
             failed: count(Outcome::Failed),
             seconds,
+            shard: None,
+            finished: true,
+            error: None,
             entries,
+        }
+    }
+
+    /// The report written before anything is converted: no entries, not finished.
+    pub fn placeholder(out_dir: Option<PathBuf>) -> Self {
+        Self {
+            finished: false,
+            ..Self::new(out_dir, Vec::new(), 0.0)
+        }
+    }
+
+    /// The report of a run that failed before converting anything.
+    pub fn failed_run(out_dir: Option<PathBuf>, error: String, seconds: f64) -> Self {
+        Self {
+            error: Some(error),
+            ..Self::new(out_dir, Vec::new(), seconds)
         }
     }
 
     /// Writes the report as JSON under a temporary name, then renames it into place.
     pub fn write(&self, path: &Path) -> Result<(), CliError> {
-        let text = to_json(self)? + "\n";
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "report.json".into());
-        let tmp = dir.join(format!(".{name}.partial-{}", std::process::id()));
-        let io_err = |action: &'static str, source| {
-            CliError::Lib(vm2dmp::Error::Io {
-                path: path.to_path_buf(),
-                action,
-                source,
-            })
-        };
-        std::fs::write(&tmp, text).map_err(|e| io_err("cannot write report", e))?;
-        std::fs::rename(&tmp, path).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            io_err("cannot write report", e)
-        })
+        write_atomic(path, &(to_json(self)? + "\n"), "cannot write report")?;
+        if self.finished {
+            FINISHED_WRITTEN.store(true, Ordering::SeqCst);
+        }
+        Ok(())
     }
+}
+
+/// Writes `text` to `path` under a temporary name beside it, then renames it into place:
+/// a reader sees the old file or the new one, never a part.
+pub(crate) fn write_atomic(path: &Path, text: &str, action: &'static str) -> Result<(), CliError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "report.json".into());
+    let tmp = dir.join(format!(".{name}.partial-{}", std::process::id()));
+    let io_err = |source| {
+        CliError::Lib(vm2dmp::Error::Io {
+            path: path.to_path_buf(),
+            action,
+            source,
+        })
+    };
+    std::fs::write(&tmp, text).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io_err(e)
+    })?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io_err(e)
+    })
 }
 
 /// The line an entry gets on screen: its status word (coloured when `color`), its label, and
@@ -245,4 +330,80 @@ pub(super) fn verdict(report: &Report, cancel: &Cancel) -> Result<(), CliError> 
         )));
     }
     Ok(())
+}
+
+/// `vm2dmp report merge`: the entries of every report in order, totals counted again,
+/// `seconds` the longest run's (shards run side by side), `shards` each report's shard.
+/// Fails when two reports name the same output: shards of one run never do.
+pub(crate) fn merge_reports(paths: &[PathBuf], output: Option<&Path>) -> Result<(), CliError> {
+    use serde_json::{json, Value};
+    let mut entries: Vec<Value> = Vec::new();
+    let mut owner: BTreeMap<String, &Path> = BTreeMap::new();
+    let (mut seconds, mut finished) = (0f64, true);
+    let (mut out_dirs, mut shards, mut errors) = (Vec::new(), Vec::new(), Vec::new());
+    for path in paths {
+        let bad = |why: String| CliError::Usage(format!("{}: {why}", path.display()));
+        let text = std::fs::read(path).map_err(|e| bad(format!("cannot read: {e}")))?;
+        let report: Value =
+            serde_json::from_slice(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+        let list = report
+            .get("entries")
+            .and_then(Value::as_array)
+            .ok_or_else(|| bad("not a vm2dmp report (no \"entries\" list)".into()))?;
+        for e in list {
+            if let Some(out) = e.get("output").and_then(Value::as_str) {
+                if let Some(first) = owner.insert(out.to_owned(), path) {
+                    return Err(CliError::Failed(format!(
+                        "{out}: in both {} and {}: the reports overlap (not shards of one run?)",
+                        first.display(),
+                        path.display()
+                    )));
+                }
+            }
+            entries.push(e.clone());
+        }
+        seconds = seconds.max(report.get("seconds").and_then(Value::as_f64).unwrap_or(0.0));
+        finished &= report
+            .get("finished")
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
+        out_dirs.push(report.get("out_dir").cloned().unwrap_or(Value::Null));
+        shards.push(report.get("shard").cloned().unwrap_or(Value::Null));
+        if let Some(err) = report.get("error").and_then(Value::as_str) {
+            errors.push(format!("{}: {err}", path.display()));
+        }
+    }
+    let count = |s: &str| {
+        entries
+            .iter()
+            .filter(|e| e.get("status").and_then(Value::as_str) == Some(s))
+            .count()
+    };
+    let out_dir = match out_dirs.first() {
+        Some(first) if out_dirs.iter().all(|d| d == first) => first.clone(),
+        _ => Value::Null,
+    };
+    let mut merged = json!({
+        "tool": "vm2dmp",
+        "version": env!("CARGO_PKG_VERSION"),
+        "out_dir": out_dir,
+        "ok": count("ok"),
+        "skipped": count("skipped"),
+        "failed": count("failed"),
+        "seconds": seconds,
+        "shards": shards,
+        "finished": finished,
+        "entries": entries,
+    });
+    if !errors.is_empty() {
+        merged["error"] = Value::String(errors.join("; "));
+    }
+    let text = to_json(&merged)? + "\n";
+    match output {
+        Some(path) => write_atomic(path, &text, "cannot write merged report"),
+        None => {
+            print_stdout(&text);
+            Ok(())
+        }
+    }
 }

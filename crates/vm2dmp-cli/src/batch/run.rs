@@ -36,11 +36,12 @@ pub(crate) fn run(
     display.plan(&plan, args);
     let done = run_jobs(&plan.jobs, args, opts, &cancel, &display);
     display.overall.finish_and_clear();
-    let report = Report::new(
+    let mut report = Report::new(
         Some(out_dir.to_path_buf()),
         plan.entries(done),
         started.elapsed().as_secs_f64(),
     );
+    report.shard = args.shard.map(|s| s.to_string());
     report::publish(&report, args)?;
     report::verdict(&report, &cancel)
 }
@@ -117,7 +118,7 @@ fn convert_one(
         );
     }
     if output.exists() && !args.force {
-        return existing_output(entry, &output, &job.main);
+        return existing_output(entry, &output, &job.main, opts, cancel);
     }
     let mut open = match args.input.open_options() {
         Ok(o) => o,
@@ -156,6 +157,8 @@ fn convert_one(
             entry.bytes = Some(r.bytes);
             entry.dump_type = Some(r.dump_type);
             entry.notes.extend(r.notes);
+            entry.input_sha256 = r.input_sha256;
+            entry.output_sha256 = r.output_sha256;
             entry.finish(Outcome::Ok, None)
         }
         Err(vm2dmp::Error::Cancelled) => entry.finish(
@@ -169,48 +172,102 @@ fn convert_one(
 }
 
 /// The entry of a job whose output exists (without `--force`): skipped when it is the
-/// complete dump of this input, failed otherwise.
-fn existing_output(entry: Entry, output: &Path, main: &Path) -> Entry {
-    if is_complete(output, main) {
-        entry.finish(
-            Outcome::Skipped,
-            Some("output exists and is complete (use --force to write it again)".into()),
-        )
-    } else {
-        entry.finish(
+/// complete dump of this input made with these settings (with `--hash`, the hashes of the
+/// files and of the dump as they are), failed otherwise, saying why.
+fn existing_output(
+    mut entry: Entry,
+    output: &Path,
+    main: &Path,
+    opts: &ConvertOptions,
+    cancel: &Cancel,
+) -> Entry {
+    use vm2dmp::convert::DumpOrigin;
+    match origin(output, main, opts) {
+        DumpOrigin::Same => {
+            if opts.hash {
+                let hashes = hash_existing(&entry.files, output, cancel);
+                match hashes {
+                    Ok((inputs, dump)) => {
+                        entry.input_sha256 = Some(inputs);
+                        entry.output_sha256 = Some(dump);
+                    }
+                    Err(e) => return entry.finish(Outcome::Failed, Some(crate::describe(&e))),
+                }
+            }
+            entry.finish(
+                Outcome::Skipped,
+                Some("output exists and is complete (use --force to write it again)".into()),
+            )
+        }
+        DumpOrigin::OtherSettings { recorded, wanted } => {
+            let name = |s: String| if s.is_empty() { "the defaults".into() } else { s };
+            entry.finish(
+                Outcome::Failed,
+                Some(format!(
+                    "{}: output exists, made from this input with other settings ({}, not {}); use --force to write it again",
+                    output.display(),
+                    name(recorded),
+                    name(wanted)
+                )),
+            )
+        }
+        DumpOrigin::Other => entry.finish(
             Outcome::Failed,
             Some(format!(
                 "{}: output exists and is not a complete dump of this input (use --force to replace it)",
                 output.display()
             )),
-        )
+        ),
     }
+}
+
+/// The SHA-256 of each of `files` and of the dump `output`.
+fn hash_existing(
+    files: &[PathBuf],
+    output: &Path,
+    cancel: &Cancel,
+) -> Result<(std::collections::BTreeMap<PathBuf, String>, String), vm2dmp::Error> {
+    let inputs = files
+        .iter()
+        .map(|f| Ok((f.clone(), vm2dmp::hash::sha256_file(f, cancel)?)))
+        .collect::<Result<_, vm2dmp::Error>>()?;
+    Ok((inputs, vm2dmp::hash::sha256_file(output, cancel)?))
 }
 
 fn modified(p: &Path) -> Option<SystemTime> {
     std::fs::metadata(p).ok()?.modified().ok()
 }
 
-/// True when `out` is a complete kernel dump written from `main` as it is now: parsed
-/// header, RequiredDumpSpace equal to the file size, not older than the input, and our
-/// Comment and SystemTime naming this very file (`vm2dmp::convert::dump_matches_input`). The
-/// Comment names the first file of the state: for a `.bin` that is its `.vsv`.
-fn is_complete(out: &Path, main: &Path) -> bool {
+/// How `out` relates to a conversion of `main` as it is now with `opts`: a complete dump
+/// (parsed header, RequiredDumpSpace equal to the file size, not older than the input) whose
+/// Comment and SystemTime name this very file and whose Comment records the same settings
+/// (`vm2dmp::convert::dump_origin`). The Comment names the first file of the state: for a
+/// `.bin` that is its `.vsv`.
+fn origin(out: &Path, main: &Path, opts: &ConvertOptions) -> vm2dmp::convert::DumpOrigin {
+    use vm2dmp::convert::{dump_origin, DumpOrigin};
     let Ok(dump) = DumpFile::open(out) else {
-        return false;
+        return DumpOrigin::Other;
     };
     let d = dump.dump();
     let fresh = match (modified(out), modified(main)) {
         (Some(o), Some(i)) => o >= i,
         _ => false,
     };
+    if d.required_dump_space() != d.file_size() || !fresh {
+        return DumpOrigin::Other;
+    }
     let mut firsts = vec![main.to_path_buf()];
     firsts.extend(vm2dmp::hyperv::sibling_file(main, "vsv"));
-    d.required_dump_space() == d.file_size()
-        && fresh
-        && firsts
-            .iter()
-            .any(|f| vm2dmp::convert::dump_matches_input(&dump, vm2dmp::hyperv::KIND, f))
+    let found: Vec<DumpOrigin> = firsts
+        .iter()
+        .map(|f| dump_origin(&dump, vm2dmp::hyperv::KIND, f, opts))
+        .collect();
+    found
+        .iter()
+        .find(|o| **o == DumpOrigin::Same)
+        .or_else(|| found.iter().find(|o| **o != DumpOrigin::Other))
+        .cloned()
+        .unwrap_or(DumpOrigin::Other)
 }
 
 /// What a batch shows on standard error: on a terminal, an overall bar and one bar per

@@ -676,10 +676,11 @@ fn pattern_over_the_output_folder_and_an_upper_case_pair() {
             r["skipped"].as_u64(),
             r["failed"].as_u64(),
         );
+        // The .BIN reaches the pair again: its own entry, skipped, naming the .VSV's.
         if run == 0 {
-            assert_eq!((ok, skipped, failed), (Some(2), Some(0), Some(0)), "{r:#}");
+            assert_eq!((ok, skipped, failed), (Some(2), Some(1), Some(0)), "{r:#}");
         } else {
-            assert_eq!((ok, skipped, failed), (Some(0), Some(2), Some(0)), "{r:#}");
+            assert_eq!((ok, skipped, failed), (Some(0), Some(3), Some(0)), "{r:#}");
         }
     }
     let mut names: Vec<String> = std::fs::read_dir(&out)

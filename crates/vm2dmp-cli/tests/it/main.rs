@@ -7,6 +7,7 @@
 mod batch;
 mod cli;
 mod common;
+mod fleet;
 mod folders;
 mod formats;
 #[cfg(target_os = "linux")]
