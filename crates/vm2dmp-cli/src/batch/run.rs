@@ -117,14 +117,15 @@ fn convert_one(
             Some(format!("{INTERRUPTED} before it started")),
         );
     }
-    if output.exists() && !args.force {
-        return existing_output(entry, &output, &job.main, opts, cancel);
-    }
     let mut open = match args.input.open_options() {
         Ok(o) => o,
         Err(e) => return entry.finish(Outcome::Failed, Some(e)),
     };
     open.memory_file = job.bin.clone();
+    if output.exists() && !args.force {
+        let kind = input_kind(&job.main, &open);
+        return existing_output(entry, &output, &job.main, &kind, opts, cancel);
+    }
     let state = match Input::open(&job.main, &open) {
         Ok(s) => s,
         // As when found in a folder: a file without memory is skipped, not failed.
@@ -178,11 +179,12 @@ fn existing_output(
     mut entry: Entry,
     output: &Path,
     main: &Path,
+    kind: &str,
     opts: &ConvertOptions,
     cancel: &Cancel,
 ) -> Entry {
     use vm2dmp::convert::DumpOrigin;
-    match origin(output, main, opts) {
+    match origin(output, main, kind, opts) {
         DumpOrigin::Same => {
             if opts.hash {
                 let hashes = hash_existing(&entry.files, output, cancel);
@@ -243,7 +245,28 @@ fn modified(p: &Path) -> Option<SystemTime> {
 /// Comment and SystemTime name this very file and whose Comment records the same settings
 /// (`vm2dmp::convert::dump_origin`). The Comment names the first file of the state: for a
 /// `.bin` that is its `.vsv`.
-fn origin(out: &Path, main: &Path, opts: &ConvertOptions) -> vm2dmp::convert::DumpOrigin {
+/// What the dump's Comment calls the input at `main`: a Hyper-V saved state without opening
+/// it (its kind does not depend on the file), another format as its reader names it.
+fn input_kind(main: &Path, open: &vm2dmp::input::OpenOptions) -> String {
+    if open.raw.is_none()
+        && matches!(
+            vm2dmp::input::detect(main),
+            Ok(Some(vm2dmp::input::Format::HyperV))
+        )
+    {
+        return vm2dmp::hyperv::KIND.into();
+    }
+    vm2dmp::input::Input::open(main, open)
+        .map(|i| i.machine().kind)
+        .unwrap_or_else(|_| vm2dmp::hyperv::KIND.into())
+}
+
+fn origin(
+    out: &Path,
+    main: &Path,
+    kind: &str,
+    opts: &ConvertOptions,
+) -> vm2dmp::convert::DumpOrigin {
     use vm2dmp::convert::{dump_origin, DumpOrigin};
     let Ok(dump) = DumpFile::open(out) else {
         return DumpOrigin::Other;
@@ -260,7 +283,7 @@ fn origin(out: &Path, main: &Path, opts: &ConvertOptions) -> vm2dmp::convert::Du
     firsts.extend(vm2dmp::hyperv::sibling_file(main, "vsv"));
     let found: Vec<DumpOrigin> = firsts
         .iter()
-        .map(|f| dump_origin(&dump, vm2dmp::hyperv::KIND, f, opts))
+        .map(|f| dump_origin(&dump, kind, f, opts))
         .collect();
     found
         .iter()

@@ -252,6 +252,22 @@ fn vmware_state_from_the_command_line() {
     let r: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(r["ok"], 1, "{r}");
+    // Again: the dump is complete, kept, not written twice.
+    vm2dmp()
+        .args(["convert", "--quiet", "--out-dir"])
+        .arg(dir.path().join("out"))
+        .arg("--report")
+        .arg(&report)
+        .arg(&state)
+        .assert()
+        .success();
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(
+        (r["ok"].as_u64(), r["skipped"].as_u64()),
+        (Some(0), Some(1)),
+        "{r}"
+    );
     // Without its .vmem: one line naming what was looked for.
     std::fs::remove_file(dir.path().join("vm-Snapshot1.vmem")).unwrap();
     vm2dmp()
