@@ -23,12 +23,18 @@ struct ListReport<'a> {
 }
 
 pub(crate) fn run(args: &ListArgs) -> vm2dmp::Result<()> {
-    let found = vm2dmp::folders::discover(
-        &args.path,
-        &DiscoverOptions {
-            no_replay: args.no_replay,
+    let found = match other_format(&args.path) {
+        Some(c) => Discovery {
+            path: args.path.clone(),
+            entries: vec![c],
         },
-    )?;
+        None => vm2dmp::folders::discover(
+            &args.path,
+            &DiscoverOptions {
+                no_replay: args.no_replay,
+            },
+        )?,
+    };
     if args.json {
         let report = ListReport {
             path: &found.path,
@@ -42,6 +48,46 @@ pub(crate) fn run(args: &ListArgs) -> vm2dmp::Result<()> {
     let color = use_color(std::io::stdout().is_terminal());
     print_stdout(&render(&found, args.verbose, color));
     Ok(())
+}
+
+/// The entry of a file in a format other than Hyper-V's (QEMU, VirtualBox, VMware), read by
+/// its reader; `None` for folders, Hyper-V files and files of no known format (which the
+/// folder discovery reports).
+fn other_format(path: &Path) -> Option<Candidate> {
+    use vm2dmp::input::{detect, Format, Input, OpenOptions};
+    use vm2dmp::MemorySource;
+    if !path.is_file() {
+        return None;
+    }
+    let format = match detect(path) {
+        Ok(Some(Format::HyperV)) | Err(_) => return None,
+        Ok(Some(f)) => f,
+        // A .vmem given alone: its state file beside it.
+        Ok(None) => {
+            let ext = path.extension()?.to_str()?;
+            if !ext.eq_ignore_ascii_case("vmem") {
+                return None;
+            }
+            Format::Vmware
+        }
+    };
+    Some(match Input::open(path, &OpenOptions::default()) {
+        Ok(input) => {
+            let m = input.machine();
+            Candidate::other_format(
+                input.files(),
+                m.kind,
+                Ok((input.ram_pages() << 12, input.vcpus().len())),
+                m.notes,
+            )
+        }
+        Err(e) => Candidate::other_format(
+            vec![path.to_path_buf()],
+            format.name().to_string(),
+            Err(crate::describe(&e)),
+            Vec::new(),
+        ),
+    })
 }
 
 /// The status word as shown, padded, coloured when asked.
@@ -81,7 +127,10 @@ fn describe(c: &Candidate) -> String {
             "checkpoint \"{}\"",
             c.checkpoint_name.as_deref().unwrap_or("?")
         ),
-        EntryKind::SavedState => "saved state".to_string(),
+        EntryKind::SavedState => c
+            .format_name
+            .clone()
+            .unwrap_or_else(|| "saved state".to_string()),
         EntryKind::GuestState => match (&c.checkpoint_name, &c.checkpoint_id) {
             (Some(n), _) => format!("guest state (.vmgs) of checkpoint \"{n}\""),
             (None, Some(id)) => format!("guest state (.vmgs) of checkpoint {{{id}}}"),

@@ -166,6 +166,9 @@ pub struct Candidate {
     pub files: Vec<PathBuf>,
     /// Format of the memory files, when they could be opened.
     pub format: Option<InputFormat>,
+    /// The format in words, for a memory file that is not a Hyper-V saved state (a QEMU ELF
+    /// core, a VMware snapshot, ...: see [`Candidate::other_format`]).
+    pub format_name: Option<String>,
     /// Guest RAM in bytes, when readable.
     pub memory_bytes: Option<u64>,
     /// Number of vCPUs in the saved state, when readable.
@@ -199,6 +202,7 @@ impl Candidate {
             configuration: None,
             files: Vec::new(),
             format: None,
+            format_name: None,
             memory_bytes: None,
             vcpus: None,
             replay_pending: 0,
@@ -206,6 +210,30 @@ impl Candidate {
             main: None,
             bin: None,
         }
+    }
+
+    /// The entry of a memory file in another format than Hyper-V's, read by its own reader:
+    /// `files` main file first, `format` in words; `Err(reason)` when it could not be read.
+    pub fn other_format(
+        files: Vec<PathBuf>,
+        format: String,
+        read: std::result::Result<(u64, usize), String>,
+        notes: Vec<String>,
+    ) -> Self {
+        let mut c = Self::new(EntryKind::SavedState);
+        c.main = files.first().cloned();
+        c.files = files;
+        c.format_name = Some(format);
+        c.notes = notes;
+        match read {
+            Ok((bytes, vcpus)) => {
+                c.convertible = true;
+                c.memory_bytes = Some(bytes);
+                c.vcpus = Some(vcpus);
+            }
+            Err(why) => c.fail(Status::Corrupt, why),
+        }
+        c
     }
 
     fn fail(&mut self, status: Status, reason: impl Into<String>) {

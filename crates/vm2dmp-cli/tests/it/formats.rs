@@ -239,6 +239,18 @@ fn vmware_state_from_the_command_line() {
         .stdout(predicate::str::contains("Format:        VMware snapshot"))
         .stdout(predicate::str::contains("vm-Snapshot1.vmsn + "))
         .stdout(predicate::str::contains("Processors:    2"));
+    vm2dmp()
+        .arg("list")
+        .arg(dir.path().join("vm-Snapshot1.vmem"))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("1 memory image to convert"))
+        .stdout(predicate::str::contains(
+            "ok           VMware snapshot, 3.2 MiB",
+        ))
+        .stdout(predicate::str::contains(
+            "vm-Snapshot1.vmsn + vm-Snapshot1.vmem",
+        ));
     // Batch over a glob naming both files: converted once.
     let report = dir.path().join("r.json");
     vm2dmp()
