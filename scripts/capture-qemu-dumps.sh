@@ -15,6 +15,8 @@
 #   ovmf.raw             pmemsave of 0-256 MiB, 768 MiB-1 GiB and 4 GiB-4.5 GiB, joined: a
 #                        raw image with memory map
 #                        0x0-0xfffffff,0x30000000-0x3fffffff,0x100000000-0x11fffffff
+#   ovmf.kdump-plain     makedumpfile -R of ovmf.kdump-zlib (plain form)  (with makedumpfile)
+#   ovmf.kdump-lzo-makedumpfile  makedumpfile -l -d 0 of the ELF core       (with makedumpfile)
 #   provenance.txt       QEMU version, firmware hash, command line, sizes
 # QEMU 7.2 writes kdump files in makedumpfile's flattened form.
 #
@@ -107,8 +109,41 @@ wait "$qemu_pid" || true
 qemu_pid=
 cat "$outdir/ovmf-1.part" "$outdir/ovmf-2.part" "$outdir/ovmf-3.part" >"$outdir/ovmf.raw"
 rm -f "$outdir"/ovmf-*.part
+# makedumpfile (Debian package makedumpfile), when present, writes the same guest again:
+# the flattened file reassembled into a plain one (-R), and an LZO kdump file made from the
+# ELF core. makedumpfile expects the program headers right after the ELF header, where QEMU 7.2
+# puts a section header; a temporary copy with the program headers moved there (same segment
+# data and offsets) is what it reads.
+if command -v makedumpfile >/dev/null; then
+    makedumpfile -R "$outdir/ovmf.kdump-plain" <"$outdir/ovmf.kdump-zlib" >/dev/null
+    cp "$outdir/ovmf.elf" "$work/phdr64.elf"
+    chmod u+w "$work/phdr64.elf"
+    python3 - "$work/phdr64.elf" <<'PY'
+import struct, sys
+
+with open(sys.argv[1], "r+b") as f:
+    eh = bytearray(f.read(64))
+    (phoff,) = struct.unpack_from("<Q", eh, 32)
+    (phentsize, phnum) = struct.unpack_from("<HH", eh, 54)
+    f.seek(phoff)
+    ph = f.read(phentsize * phnum)
+    if 64 + len(ph) > struct.unpack_from("<Q", ph, 8)[0]:
+        sys.exit("no room for the program headers before the first segment")
+    struct.pack_into("<Q", eh, 32, 64)  # e_phoff
+    struct.pack_into("<Q", eh, 40, 0)  # e_shoff
+    struct.pack_into("<HHH", eh, 58, 0, 0, 0)  # e_shentsize, e_shnum, e_shstrndx
+    f.seek(0)
+    f.write(eh)
+    f.write(ph)
+PY
+    makedumpfile -l -d 0 "$work/phdr64.elf" "$outdir/ovmf.kdump-lzo-makedumpfile" >/dev/null
+    rm -f "$work/phdr64.elf"
+fi
 {
     echo "qemu: $("$QEMU" --version | head -n1)"
+    if command -v makedumpfile >/dev/null; then
+        echo "makedumpfile: $(dpkg-query -W -f='${Version}' makedumpfile 2>/dev/null || echo present)"
+    fi
     echo "firmware: $OVMF_DIR/OVMF_CODE_4M.fd sha256 $(sha256sum "$OVMF_DIR/OVMF_CODE_4M.fd" | cut -d' ' -f1)"
     echo "command: $QEMU ${args[*]}"
     echo "stopped after: ${wait_s} s"

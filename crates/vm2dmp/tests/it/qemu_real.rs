@@ -1,7 +1,7 @@
 //! Real QEMU dumps (`scripts/capture-qemu-dumps.sh`, run by CI into `target/qemu-dumps`): one
 //! stopped OVMF guest (q35, 2 vCPUs, 1.5 GiB with 512 MiB above 4 GiB) as QEMU itself wrote it
 //! in three formats: an ELF core, a kdump-compressed file (flattened, zlib) and a raw image of
-//! two ranges (`pmemsave`). The readers must agree page for page and register for register,
+//! three ranges (`pmemsave`), and, with makedumpfile, a plain and an LZO kdump file. The readers must agree page for page and register for register,
 //! and each converts to a dump that verifies and that kdmp-parser reads.
 //!
 //! Without the dumps (a machine without QEMU) the tests say so and pass.
@@ -187,4 +187,32 @@ fn qemu_pmemsave_raw_image_matches_the_elf() {
         }
     }
     assert_eq!(compared, raw.ram_pages() - 0x100);
+}
+
+/// What Debian's makedumpfile writes of the same guest (`scripts/capture-qemu-dumps.sh` when
+/// makedumpfile is installed, as in CI): QEMU's flattened file reassembled into a plain one,
+/// and an LZO file made from the ELF core. Both read as the ELF core does.
+#[test]
+fn makedumpfile_plain_and_lzo_files_match_the_elf() {
+    let Some(dir) = dumps() else { return };
+    let files = [
+        ("ovmf.kdump-plain", "(zlib)"),
+        ("ovmf.kdump-lzo-makedumpfile", "(lzo)"),
+    ];
+    if !files.iter().all(|(f, _)| dir.join(f).is_file()) {
+        eprintln!("skipped: no makedumpfile output in {}", dir.display());
+        return;
+    }
+    let elf = open(dir.join("ovmf.elf"));
+    for (name, kind) in files {
+        let kd = open(dir.join(name));
+        assert!(
+            kd.machine().kind.ends_with(kind),
+            "{name}: {}",
+            kd.machine().kind
+        );
+        assert_eq!(kd.ram_ranges(), elf.ram_ranges(), "{name}");
+        assert_eq!(kd.vcpus(), elf.vcpus(), "{name}");
+        assert_eq!(same_pages(&kd, &elf), elf.ram_pages(), "{name}");
+    }
 }
