@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 use vm2dmp::{Cancel, Progress};
 
 /// Bytes of guest memory between two calls into Python.
-pub const STEP: u64 = 64 << 20;
+pub const STEP: u64 = 16 << 20;
 
 /// Reports to `callback(done, total)` (bytes) every [`STEP`] bytes and at the end, holding the
 /// GIL only for that call; checks for Ctrl-C at the same points. The first exception raised

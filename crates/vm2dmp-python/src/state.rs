@@ -318,7 +318,7 @@ impl SavedState {
     ///     skip_zero: leave out all-zero pages (a bitmap dump).
     ///     symbols: the kernel's PDB or a local symbol store, used when it matches.
     ///     force: replace an existing ``out``.
-    ///     progress: ``progress(done, total)`` (bytes) every 64 MiB and at the end; an
+    ///     progress: ``progress(done, total)`` (bytes) every 16 MiB and at the end; an
     ///         exception it raises cancels the conversion and is raised again.
     ///     comment: the header's Comment (default: tool, kind and name of the input).
     ///     hash: also compute the SHA-256 of the inputs and the dump.
