@@ -5,8 +5,8 @@
 //! |---|---|
 //! | `vm2dmp.open(path, ...)` -> `SavedState` | [`vm2dmp::input::Input::open`] |
 //! | `SavedState.read_phys`, `.ranges`, `.vcpus`, `.summary()`, `.kernel()` | [`vm2dmp::MemorySource`], `info --json`, [`vm2dmp::guest::find_kernel`] |
-//! | `SavedState.convert(out, ...)` | [`vm2dmp::convert`] with a [`progress::PyProgress`] |
-//! | `vm2dmp.DumpFile(path)`, `vm2dmp.verify(dump, input)` | [`vm2dmp::DumpFile`], [`vm2dmp::verify`] |
+//! | `SavedState.convert(out, ...)` | [`vm2dmp::convert()`] with a [`progress::PyProgress`] |
+//! | `vm2dmp.DumpFile(path)`, `vm2dmp.verify(dump, input)` | [`vm2dmp::DumpFile`], [`vm2dmp::verify()`] |
 //!
 //! Errors become the exceptions of `vm2dmp.errors` ([`errors::to_py_err`]). Every call that
 //! reads files releases the GIL; the classes are frozen and `Sync`, so Python threads share
