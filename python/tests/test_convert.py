@@ -75,3 +75,20 @@ def test_dumpfile_errors(tmp_path):
     assert e.value.path == str(bad)
     with pytest.raises(vm2dmp.InputError):
         vm2dmp.DumpFile(tmp_path / "none.dmp")
+
+
+def test_ctrl_c_cancels(tmp_path, synth):
+    import signal
+    import time
+
+    state = vm2dmp.open(synth / "x64.vmrs")
+    out = tmp_path / "interrupted.dmp"
+
+    def progress(done, total):
+        if done == 0:
+            signal.raise_signal(signal.SIGINT)
+            time.sleep(0.5)  # the waiting main thread sees the signal meanwhile
+
+    with pytest.raises(KeyboardInterrupt):
+        state.convert(out, progress=progress)
+    assert not out.exists()

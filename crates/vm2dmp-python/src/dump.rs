@@ -170,7 +170,7 @@ pub fn verify_source(
 ) -> PyResult<Py<PyAny>> {
     let cancel = Cancel::new();
     let reporter = PyProgress::new(None, &cancel);
-    let result = py.detach(|| {
+    let result = reporter.run(py, || {
         let file = vm2dmp::DumpFile::open(dump)?;
         vm2dmp::verify(&file, source, symbols, &reporter, &cancel)
     });

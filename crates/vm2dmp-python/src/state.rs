@@ -362,7 +362,9 @@ impl SavedState {
         };
         let cancel = Cancel::new();
         let reporter = PyProgress::new(progress.as_ref(), &cancel);
-        let result = py.detach(|| vm2dmp::convert(&self.input, &out, &opts, &reporter, &cancel));
+        let result = reporter.run(py, || {
+            vm2dmp::convert(&self.input, &out, &opts, &reporter, &cancel)
+        });
         if let Some(e) = reporter.take_error() {
             return Err(e);
         }
