@@ -172,3 +172,18 @@ def test_vol_command_line(synth):
     assert "Stacked layers: ['Vm2dmpLayer" in out.stderr, out.stderr[-3000:]
     out = run_vol("-vvv", "-p", vlayer.PLUGIN_DIR, "-f", str(synth / "x64.vsv"), "banners.Banners")
     assert "Stacked layers: ['Vm2dmpLayer" in out.stderr, out.stderr[-3000:]
+
+
+def test_scan_with_process_parallelism(synth, monkeypatch):
+    """volatility3's process parallelism pickles the layer into worker processes: the state
+    re-opens there by path."""
+    from volatility3.framework import constants
+
+    ctx, layer = hand_made(synth / "x64.vmrs")
+    needle = layer.read(layer.ranges[1][0], 32)
+    monkeypatch.setattr(constants, "PARALLELISM", constants.Parallelism.Off)
+    serial = list(layer.scan(ctx, scanners.BytesScanner(needle)))
+    monkeypatch.setattr(constants, "PARALLELISM", constants.Parallelism.Multiprocessing)
+    parallel = list(layer.scan(ctx, scanners.BytesScanner(needle)))
+    assert layer.ranges[1][0] in serial
+    assert sorted(parallel) == sorted(serial)
