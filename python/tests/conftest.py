@@ -1,0 +1,72 @@
+"""Shared fixtures: the bundled Hyper-V sample and synthetic inputs written by the Rust
+example `make_check_dumps` (with a manifest of every guest page's SHA-256 as the Rust reader
+reads it)."""
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+SAMPLE = REPO / "testdata" / "hyperv-sample"
+
+
+@pytest.fixture(scope="session")
+def sample():
+    """The folder of the bundled Hyper-V sample (test_file.VMRS, .vsv, .bin, expected.json)."""
+    return SAMPLE
+
+
+@pytest.fixture(scope="session")
+def expected(sample):
+    """Microsoft's and an independent reader's answers about the sample."""
+    return json.loads((sample / "expected.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def synth():
+    """Folder of synthetic inputs and manifest.json: $VM2DMP_SYNTH_DIR when set (CI writes
+    it once), else written now with cargo."""
+    given = os.environ.get("VM2DMP_SYNTH_DIR")
+    folder = pathlib.Path(given) if given else None
+    if folder is None:
+        target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+        folder = target / "py-synth"
+    if not (folder / "manifest.json").is_file():
+        if shutil.which("cargo") is None:
+            pytest.skip("no synthetic inputs and no cargo to write them")
+        subprocess.run(
+            ["cargo", "run", "-q", "-p", "vm2dmp", "--example", "make_check_dumps", "--", str(folder)],
+            cwd=REPO,
+            check=True,
+        )
+    return folder
+
+
+@pytest.fixture(scope="session")
+def manifest(synth):
+    """Guest pages of each synthetic input as the Rust reader reads them:
+    {input file name: {"pages": {pfn: sha256}, "dtb": int, "rip": int, "arch": str}}."""
+    data = json.loads((synth / "manifest.json").read_text())
+    by_dump = {pathlib.Path(d["path"]).name: d for d in data["dumps"]}
+    inputs = {
+        "x64.vmrs": "x64-full.dmp",
+        "x64.vsv": "x64-full.dmp",
+        "x64.bin": "x64-full.dmp",
+        "x86pae.vmrs": "x86pae-full.dmp",
+        "bios.vmrs": "bios-full.dmp",
+        "vmware.vmss": "vmware-full.dmp",
+    }
+    out = {}
+    for name, dump in inputs.items():
+        d = by_dump[dump]
+        out[name] = {
+            "pages": {int(k, 16): v for k, v in d["pages"].items()},
+            "dtb": int(d["dtb"], 16),
+            "rip": int(d["rip"], 16),
+            "arch": d["arch"],
+        }
+    return out
