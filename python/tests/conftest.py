@@ -89,3 +89,15 @@ def windows_guests():
             check=True,
         )
     return folder, json.loads((folder / "truth.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def qemu_dumps():
+    """Real QEMU dumps of one stopped OVMF guest (scripts/capture-qemu-dumps.sh, which CI runs
+    into target/qemu-dumps): $VM2DMP_QEMU_DUMPS_DIR, else $CARGO_TARGET_DIR/qemu-dumps."""
+    given = os.environ.get("VM2DMP_QEMU_DUMPS_DIR")
+    target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+    folder = pathlib.Path(given) if given else target / "qemu-dumps"
+    if not (folder / "ovmf.elf").is_file() or not (folder / "ovmf.kdump-zlib").is_file():
+        pytest.skip("no QEMU dumps (scripts/capture-qemu-dumps.sh writes them)")
+    return folder
