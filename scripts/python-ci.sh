@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Python package in CI: installs it with `pip install .` (PEP 517 through maturin, only
 # PyPI and crates.io), then runs its tests (python/tests) against the bundled Hyper-V sample and
-# synthetic inputs written by the Rust reader's example, with volatility3 2.28.2.
+# synthetic inputs written by the Rust reader's examples, with volatility3 2.28.2.
 # Usage: scripts/python-ci.sh   (from anywhere; uses $CARGO_TARGET_DIR or target/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,8 +30,13 @@ synth="$target/py-synth"
 if [ ! -f "$synth/manifest.json" ]; then
     cargo run --quiet -p vm2dmp --example make_check_dumps -- "$synth"
 fi
+# Windows-like guests whose kernel vm2dmp finds (the layer's metadata for volatility3).
+windows="$target/py-windows-guests"
+if [ ! -f "$windows/truth.json" ]; then
+    cargo run --quiet -p vm2dmp-python --example make_windows_guests -- "$windows"
+fi
 # The `vm2dmp info --json` the summary is compared with.
 cargo build --quiet -p vm2dmp-cli
 
-VM2DMP_SYNTH_DIR="$synth" CARGO_TARGET_DIR="$target" \
+VM2DMP_SYNTH_DIR="$synth" VM2DMP_WINDOWS_GUESTS_DIR="$windows" CARGO_TARGET_DIR="$target" \
     "$venv/bin/python" -m pytest -q python/tests

@@ -70,3 +70,34 @@ def manifest(synth):
             "arch": d["arch"],
         }
     return out
+
+
+@pytest.fixture(scope="session")
+def windows_guests():
+    """Synthetic Windows-like guests (.vmrs) whose kernel vm2dmp finds, and truth.json:
+    $VM2DMP_WINDOWS_GUESTS_DIR when set, else written now with cargo (the example
+    make_windows_guests of crates/vm2dmp-python)."""
+    given = os.environ.get("VM2DMP_WINDOWS_GUESTS_DIR")
+    target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+    folder = pathlib.Path(given) if given else target / "py-windows-guests"
+    if not (folder / "truth.json").is_file():
+        if shutil.which("cargo") is None:
+            pytest.skip("no synthetic Windows guests and no cargo to write them")
+        subprocess.run(
+            ["cargo", "run", "-q", "-p", "vm2dmp-python", "--example", "make_windows_guests", "--", str(folder)],
+            cwd=REPO,
+            check=True,
+        )
+    return folder, json.loads((folder / "truth.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def qemu_dumps():
+    """Real QEMU dumps of one stopped OVMF guest (scripts/capture-qemu-dumps.sh, which CI runs
+    into target/qemu-dumps): $VM2DMP_QEMU_DUMPS_DIR, else $CARGO_TARGET_DIR/qemu-dumps."""
+    given = os.environ.get("VM2DMP_QEMU_DUMPS_DIR")
+    target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+    folder = pathlib.Path(given) if given else target / "qemu-dumps"
+    if not (folder / "ovmf.elf").is_file() or not (folder / "ovmf.kdump-zlib").is_file():
+        pytest.skip("no QEMU dumps (scripts/capture-qemu-dumps.sh writes them)")
+    return folder

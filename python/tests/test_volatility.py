@@ -187,3 +187,57 @@ def test_scan_with_process_parallelism(synth, monkeypatch):
     parallel = list(layer.scan(ctx, scanners.BytesScanner(needle)))
     assert layer.ranges[1][0] in serial
     assert sorted(parallel) == sorted(serial)
+
+
+@pytest.mark.parametrize("name,layer_class", [("win-x64.vmrs", "WindowsIntel32e"), ("win-pae.vmrs", "WindowsIntelPAE")])
+def test_kernel_root_handed_to_the_windows_stacker(windows_guests, name, layer_class):
+    """A guest whose kernel vm2dmp finds: the layer publishes the System process's root, and
+    volatility3's stackers build the Windows Intel layer from it (no scan), through which the
+    kernel image reads."""
+    from volatility3.framework.automagic import stacker
+    from volatility3.framework.layers import physical
+
+    folder, truth = windows_guests
+    want = truth[name]
+    state = vm2dmp.open(folder / name)
+    assert state.kernel_dtb() == (want["system_dtb"], want["paging"])
+    kernel = state.kernel()
+    assert kernel["found"] and kernel["kernel_base"]["value"] == want["kernel_base"]
+
+    framework.import_files(plugins, True)
+    ctx = contexts.Context()
+    ctx.config["FileLayer.location"] = (folder / name).resolve().as_uri()
+    ctx.add_layer(physical.FileLayer(ctx, "FileLayer", "FileLayer"))
+    names = stacker.LayerStacker.stack_layer(ctx, "FileLayer")
+    top, ours = ctx.layers[names[0]], ctx.layers[names[1]]
+    assert isinstance(ours, vlayer.Vm2dmpLayer)
+    assert ours.metadata["os"] == "Windows"
+    assert ours.metadata["page_map_offset"] == want["system_dtb"]
+    assert type(top).__name__ == layer_class
+    assert top.config["page_map_offset"] == want["system_dtb"]
+    assert top.read(want["kernel_base"], 2) == b"MZ"
+
+
+def test_real_qemu_dumps(qemu_dumps):
+    """volatility3 keeps its own ELF layer for QEMU's ELF core; our layer takes the
+    kdump-compressed file of the same guest (volatility3 has no layer for it) and reads what
+    vm2dmp reads from the ELF core."""
+    ctx = stack_with_automagic(qemu_dumps / "ovmf.elf")
+    assert not any(isinstance(ctx.layers[n], vlayer.Vm2dmpLayer) for n in ctx.layers)
+    ctx = stack_with_automagic(qemu_dumps / "ovmf.kdump-zlib")
+    layer = our_layer(ctx)
+    elf = vm2dmp.open(qemu_dumps / "ovmf.elf")
+    assert layer.ranges == elf.ranges
+    compared = 0
+    for start, end in layer.ranges:
+        for gpa in range(start, end, 61 * PAGE):
+            assert layer.read(gpa, PAGE) == elf.read_phys(gpa, PAGE)
+            compared += 1
+    assert compared > 1000
+    raw = vm2dmp.open(
+        qemu_dumps / "ovmf.raw",
+        memory_map="0x0-0xfffffff,0x30000000-0x3fffffff,0x100000000-0x11fffffff",
+    )
+    assert raw.format == "raw" and raw.vcpus == []
+    for gpa in (0x1000, 0x30000000, 0x100000000):
+        assert raw.read_phys(gpa, PAGE) == elf.read_phys(gpa, PAGE)
