@@ -2,82 +2,13 @@
 
 use std::fmt::Write as _;
 
-use serde::Serialize;
+use vm2dmp::info::InfoReport;
 use vm2dmp::input::Input;
 use vm2dmp::{hyperv::EncodingStats, hyperv::Summary, CpuState, MemorySource, SavedState};
 
 use crate::args::InputArgs;
-use crate::shared::{hex, to_json};
+use crate::shared::to_json;
 use crate::CliError;
-
-#[derive(Serialize)]
-struct VpReport<'a> {
-    index: u32,
-    architecture: vm2dmp::source::Architecture,
-    paging_mode: vm2dmp::source::PagingMode,
-    mode: &'static str,
-    rip: String,
-    rsp: String,
-    rflags: String,
-    cr0: String,
-    cr3: String,
-    cr4: String,
-    efer: String,
-    cs_selector: String,
-    cpl: u8,
-    registers: &'a CpuState,
-}
-
-#[derive(Serialize)]
-struct InfoReport<'a> {
-    #[serde(flatten)]
-    summary: &'a Summary,
-    encoding: EncodingStats,
-    vcpus: Vec<VpReport<'a>>,
-    kernel: &'a vm2dmp::guest::KernelInfo,
-}
-
-#[derive(Serialize)]
-struct RangeReport {
-    start: String,
-    end: String,
-    pages: u64,
-}
-
-/// `info --json` of an input other than a Hyper-V saved state.
-#[derive(Serialize)]
-struct SourceReport<'a> {
-    format: &'static str,
-    kind: String,
-    files: Vec<std::path::PathBuf>,
-    ram_bytes: u64,
-    ram_ranges: Vec<RangeReport>,
-    vcpus: Vec<VpReport<'a>>,
-    notes: Vec<String>,
-    kernel: &'a vm2dmp::guest::KernelInfo,
-}
-
-fn vp_reports(vcpus: &[CpuState]) -> Vec<VpReport<'_>> {
-    vcpus
-        .iter()
-        .map(|v| VpReport {
-            index: v.index,
-            architecture: v.architecture(),
-            paging_mode: v.paging_mode(),
-            mode: v.mode_description(),
-            rip: hex(v.rip),
-            rsp: hex(v.rsp),
-            rflags: hex(v.rflags),
-            cr0: hex(v.cr0),
-            cr3: hex(v.cr3),
-            cr4: hex(v.cr4),
-            efer: hex(v.efer),
-            cs_selector: format!("{:#x}", v.cs.selector),
-            cpl: v.cpl,
-            registers: v,
-        })
-        .collect()
-}
 
 pub(crate) fn run(
     args: &InputArgs,
@@ -97,33 +28,24 @@ pub(crate) fn run(
         e => e,
     })?;
     let kernel = vm2dmp::guest::find_kernel(&input, symbols);
+    if json {
+        println!("{}", to_json(&InfoReport::new(&input, &kernel)?)?);
+        return Ok(());
+    }
     let Some(state) = input.as_hyperv() else {
-        return run_source(&input, &kernel, json);
+        render_source(&input, &kernel);
+        return Ok(());
     };
     let summary = state.summary()?;
     let encoding = state.encoding_stats()?;
-    if json {
-        let report = InfoReport {
-            summary: &summary,
-            encoding,
-            vcpus: vp_reports(state.vcpus()),
-            kernel: &kernel,
-        };
-        println!("{}", to_json(&report)?);
-        return Ok(());
-    }
     print!("{}", render(&summary, &encoding, state));
     print!("{}", render_kernel(&kernel));
     Ok(())
 }
 
-/// `info` of any input that is not a Hyper-V saved state: format, files, RAM ranges,
+/// `info` (text) of any input that is not a Hyper-V saved state: format, files, RAM ranges,
 /// processors, what the reader inferred, and the kernel.
-fn run_source(
-    input: &Input,
-    kernel: &vm2dmp::guest::KernelInfo,
-    json: bool,
-) -> Result<(), CliError> {
+fn render_source(input: &Input, kernel: &vm2dmp::guest::KernelInfo) {
     let machine = input.machine();
     let ranges = input.ram_ranges();
     // A raw image's one processor is an assumption for kernel discovery, not saved state.
@@ -132,27 +54,6 @@ fn run_source(
     } else {
         input.vcpus()
     };
-    if json {
-        let report = SourceReport {
-            format: input.format().name(),
-            kind: machine.kind.clone(),
-            files: input.files(),
-            ram_bytes: input.ram_pages() << 12,
-            ram_ranges: ranges
-                .iter()
-                .map(|r| RangeReport {
-                    start: hex(r.gpa_start()),
-                    end: hex(r.gpa_end()),
-                    pages: r.page_count,
-                })
-                .collect(),
-            vcpus: vp_reports(vcpus),
-            notes: machine.notes.clone(),
-            kernel,
-        };
-        println!("{}", to_json(&report)?);
-        return Ok(());
-    }
     let mut o = String::new();
     let files: Vec<String> = input
         .files()
@@ -205,7 +106,6 @@ fn run_source(
     }
     print!("{o}");
     print!("{}", render_kernel(kernel));
-    Ok(())
 }
 
 /// The "Kernel:" section: each field, its value and how it was found.

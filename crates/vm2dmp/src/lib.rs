@@ -59,6 +59,8 @@
 pub mod convert;
 pub mod dump;
 pub mod hash;
+#[cfg(feature = "serde")]
+pub mod info;
 pub mod input;
 pub mod output;
 pub mod raw;
