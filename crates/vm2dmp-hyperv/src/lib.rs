@@ -31,11 +31,12 @@ pub use keys::{list_keys, list_keys_from_bytes, KeyData, KeyEntry, KeyListing};
 pub use memory_map::{KeyFlavour, MemoryRange};
 pub use pages::Pages;
 pub use ram::EncodingStats;
-pub use state::{sibling_file, InputFormat, OpenOptions, SavedState, KIND};
+pub use state::{InputFormat, OpenOptions, SavedState, KIND};
 pub use summary::Summary;
 pub use value::ValueType;
 pub use vcpu::{PartitionState, VtlState};
 pub use vm2dmp_formats::memory::{BLOCK_SIZE, PAGES_PER_BLOCK};
+pub use vm2dmp_source::sibling_file;
 
 /// Entry points into internal parsers, for fuzz targets. Not a stable API.
 #[doc(hidden)]

@@ -6,8 +6,8 @@ use std::sync::Mutex;
 
 use vm2dmp_formats::memory::{BLOCK_SIZE, PAGES_PER_BLOCK, PAGE_SIZE};
 use vm2dmp_source::{
-    ChunkSpan, CpuState, Error, InputFile, MachineInfo, MemorySource, PageMask, RamRange, RawChunk,
-    Result,
+    sibling_file, ChunkSpan, CpuState, Error, InputFile, MachineInfo, MemorySource, PageMask,
+    RamRange, RawChunk, Result,
 };
 
 use crate::container::{open_container, parse_container, Container, ContainerFile};
@@ -76,29 +76,6 @@ impl std::fmt::Debug for SavedState {
             .field("vps", &self.partition.vps.len())
             .finish()
     }
-}
-
-/// The file beside `path` with the same stem and extension `ext` (any case): a `.vsv`'s
-/// `.bin`, a `.bin`'s `.vsv`.
-pub fn sibling_file(path: &Path, ext: &str) -> Option<PathBuf> {
-    let stem = path.file_stem()?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let exact = dir.join(Path::new(stem).with_extension(ext));
-    if exact.is_file() {
-        return Some(exact);
-    }
-    std::fs::read_dir(dir).ok()?.flatten().find_map(|e| {
-        let p = e.path();
-        let same_stem = p.file_stem() == Some(stem);
-        let same_ext = p
-            .extension()
-            .and_then(|x| x.to_str())
-            .is_some_and(|x| x.eq_ignore_ascii_case(ext));
-        (same_stem && same_ext && p.is_file()).then_some(p)
-    })
 }
 
 impl SavedState {

@@ -12,7 +12,7 @@
 
 use std::borrow::Cow;
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, FileCtx, Result};
 
@@ -383,4 +383,27 @@ fn copy_range(
     _out_offset: u64,
 ) -> std::result::Result<bool, CopyError> {
     Ok(false)
+}
+
+/// The file beside `path` with the same stem and extension `ext` (any case): a `.vsv`'s
+/// `.bin`, a `.bin`'s `.vsv`, a `.vmss`'s `.vmem`.
+pub fn sibling_file(path: &Path, ext: &str) -> Option<PathBuf> {
+    let stem = path.file_stem()?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let exact = dir.join(Path::new(stem).with_extension(ext));
+    if exact.is_file() {
+        return Some(exact);
+    }
+    std::fs::read_dir(dir).ok()?.flatten().find_map(|e| {
+        let p = e.path();
+        let same_stem = p.file_stem() == Some(stem);
+        let same_ext = p
+            .extension()
+            .and_then(|x| x.to_str())
+            .is_some_and(|x| x.eq_ignore_ascii_case(ext));
+        (same_stem && same_ext && p.is_file()).then_some(p)
+    })
 }

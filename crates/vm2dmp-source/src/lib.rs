@@ -23,7 +23,7 @@ pub use cpu::{
     Architecture, CpuState, DescriptorTable, FpState, Msrs, PagingMode, SegmentRegister,
 };
 pub use error::{Ambiguity, Error, FileCtx, Result};
-pub use input::{CopyOutcome, InputFile, Patch};
+pub use input::{sibling_file, CopyOutcome, InputFile, Patch};
 pub use progress::{Cancel, NoProgress, Progress};
 pub use source::{
     mask_has, ChunkSpan, MachineInfo, MemorySource, PageMask, RamRange, RawChunk, MAX_CHUNK_PAGES,

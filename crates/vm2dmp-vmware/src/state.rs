@@ -82,13 +82,15 @@ impl VmwareState {
             }
             let vmem_path = match vmem {
                 Some(p) => p.to_path_buf(),
-                None => sibling(path, "vmem").ok_or_else(|| Error::MissingBin {
-                    vsv: path.to_path_buf(),
-                    tried: format!(
-                        "{}.vmem",
-                        path.file_stem().unwrap_or_default().to_string_lossy()
-                    ),
-                })?,
+                None => {
+                    vm2dmp_source::sibling_file(path, "vmem").ok_or_else(|| Error::MissingBin {
+                        vsv: path.to_path_buf(),
+                        tried: format!(
+                            "{}.vmem",
+                            path.file_stem().unwrap_or_default().to_string_lossy()
+                        ),
+                    })?
+                }
             };
             InputFile::open(&vmem_path).map(Some)
         })
@@ -345,25 +347,4 @@ impl MemorySource for VmwareState {
             processors_from_kernel: false,
         }
     }
-}
-
-/// The file beside `path` with the same stem and extension `ext` (any case).
-fn sibling(path: &Path, ext: &str) -> Option<PathBuf> {
-    let stem = path.file_stem()?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let exact = dir.join(Path::new(stem).with_extension(ext));
-    if exact.is_file() {
-        return Some(exact);
-    }
-    std::fs::read_dir(dir).ok()?.flatten().find_map(|e| {
-        let p = e.path();
-        let same_ext = p
-            .extension()
-            .and_then(|x| x.to_str())
-            .is_some_and(|x| x.eq_ignore_ascii_case(ext));
-        (p.file_stem() == Some(stem) && same_ext && p.is_file()).then_some(p)
-    })
 }
