@@ -163,7 +163,7 @@ fn page_table_seed(mode: u8, va: u64, tables: &[(u64, u64, u64, usize)]) -> Vec<
     s
 }
 
-/// Input of the `kernel` target: mode 0 (x64), CR3, IDTR base, GS, kernel GS and FS bases,
+/// Input of the `convert` target: layout 0 (x64, one processor), CR3, IDTR base, GS, kernel GS and FS bases,
 /// then guest memory with page tables, a minimal kernel image and an IDT.
 fn kernel_seed() -> Vec<u8> {
     const KERNEL: u64 = 0xFFFF_F800_0000_0000;
@@ -511,24 +511,33 @@ fn main() -> Result<()> {
         ),
     )?;
 
-    // Kernel discovery: an x64 address space whose IDT points into a small PE image that
-    // exports itself as ntoskrnl.exe, with an NtBuildNumber export.
+    // The conversion of tiny guests: an x64 address space whose IDT points into a small PE
+    // image that exports itself as ntoskrnl.exe, with an NtBuildNumber export (one processor;
+    // four processors and a reported bug check), and the same memory in the other layouts
+    // and paging modes (split by a hole, half of it above 4 GiB, PAE, 32-bit).
     let seed = kernel_seed();
-    let state = vm2dmp::SavedState::from_bytes(
-        Path::new("kernel.vmrs"),
-        vm2dmp_fuzz_harness::KernelTemplate::new()
-            .build(&seed)
-            .unwrap(),
-        None,
-    )?;
-    let k = vm2dmp::guest::find_kernel(&state, None);
-    assert!(
-        k.image.is_some(),
-        "the kernel seed must be found: {:?}",
-        k.notes
-    );
-    assert_eq!(k.build.value, Some(19041), "{:?}", k.build);
-    seeds.put("kernel", "x64-ntoskrnl", &seed)?;
+    for (layout, name) in [
+        (0x00, "x64-ntoskrnl"),
+        (0x70, "x64-ntoskrnl-4cpus-bugcheck"),
+        (0x04, "x64-hole"),
+        (0x18, "x64-above-4g-2cpus"),
+        (0x02, "pae"),
+        (0x03, "x86-32bit"),
+    ] {
+        let mut input = seed.clone();
+        input[0] = layout;
+        let guest = vm2dmp_fuzz_harness::tiny_guest(&input).expect("a tiny guest");
+        if layout & 0x0F == 0 {
+            let k = vm2dmp::guest::find_kernel(&guest, None);
+            assert!(
+                k.image.is_some(),
+                "the kernel seed must be found: {:?}",
+                k.notes
+            );
+            assert_eq!(k.build.value, Some(19041), "{:?}", k.build);
+        }
+        seeds.put("convert", name, &input)?;
+    }
 
     other_formats(&mut seeds, fuzz)?;
 

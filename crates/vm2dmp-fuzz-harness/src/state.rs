@@ -1,13 +1,18 @@
-//! What the `vmrs_open`, `vsv_bin_open` and `kernel` targets do with a saved state that opens.
+//! What the whole-file targets do with an input that opens, and the conversion the `convert`
+//! target (and the replay test, on every seed) runs.
 
 use vm2dmp::{hyperv::BLOCK_SIZE, source::PAGE_SIZE, MemorySource, SavedState};
 
-/// RAM blocks decoded per input (each costs a full 1 MiB decode).
-pub const MAX_DECODED_BLOCKS: usize = 64;
+/// Chunks (RAM blocks of a saved state) decoded per input by the whole-file targets: each
+/// costs up to a 1 MiB decode, and decoding is fuzzed on its own (`ram_block`,
+/// `diskdump_page`), so the container targets decode only enough to reach each reader's
+/// chunk lookup.
+pub const MAX_DECODED_CHUNKS: usize = 2;
 
-/// Everything a reader of an opened saved state may call, on bounded amounts of data, then
-/// [`convert_and_verify`]. Returns the number of dumps written and verified.
-pub fn exercise(state: &SavedState) -> usize {
+/// Everything a reader of an opened saved state may call, on bounded amounts of data (see
+/// [`MAX_DECODED_CHUNKS`]), without converting: the container parse at the rate of a parser.
+/// [`convert_and_verify`] is the conversion.
+pub fn exercise(state: &SavedState) {
     let _ = state.summary();
     let _ = state.encoding_stats();
     let _ = state.files();
@@ -51,9 +56,11 @@ pub fn exercise(state: &SavedState) -> usize {
     // The same memory through the interface the converter uses.
     let src: &dyn vm2dmp::MemorySource = state;
     let mut chunk = vec![0u8; vm2dmp::source::MAX_CHUNK_PAGES * PAGE_SIZE];
-    for n in 0..src.chunk_count().min(MAX_DECODED_BLOCKS / 4) {
+    for n in 0..src.chunk_count().min(MAX_SPAN_LOOKUPS) {
         let _ = src.chunk_spans(n);
         let _ = src.raw_chunk(n).is_some();
+    }
+    for n in 0..src.chunk_count().min(MAX_DECODED_CHUNKS) {
         let _ = src.zero_pages(n);
         let _ = src.decode_chunk(n, &mut chunk);
     }
@@ -61,25 +68,30 @@ pub fn exercise(state: &SavedState) -> usize {
     let _ = src.boot_vcpu();
 
     let mut block = vec![0u8; BLOCK_SIZE];
-    for n in 0..state.ram_block_count().min(MAX_DECODED_BLOCKS) {
-        let _ = state.decode_block(n, &mut block);
+    for n in 0..state.ram_block_count().min(MAX_SPAN_LOOKUPS) {
         let _ = state.block_spans(n);
+    }
+    for n in 0..state.ram_block_count().min(MAX_DECODED_CHUNKS) {
+        let _ = state.decode_block(n, &mut block);
     }
     let _ = state.decode_block(state.ram_block_count(), &mut block);
 
     let mut pages = state.pages();
-    for _ in 0..2 * vm2dmp::hyperv::PAGES_PER_BLOCK {
+    for _ in 0..4 {
         match pages.next() {
             Some(Ok((_, p))) => assert_eq!(p.len(), PAGE_SIZE),
             Some(Err(_)) | None => break,
         }
     }
-    convert_and_verify(state)
 }
 
-/// Everything a reader of any opened memory source may call, on bounded amounts of data,
-/// then [`convert_and_verify`]. Returns the number of dumps written and verified.
-pub fn exercise_source(src: &dyn MemorySource) -> usize {
+/// Chunks whose spans are looked up per input (no decoding: cheap).
+const MAX_SPAN_LOOKUPS: usize = 4096;
+
+/// Everything a reader of any opened memory source may call, on bounded amounts of data (see
+/// [`MAX_DECODED_CHUNKS`]), without converting; checks the promises of the trait (ranges
+/// sorted, chunks inside RAM and covering it exactly once).
+pub fn exercise_source(src: &dyn MemorySource) {
     let _ = src.files();
     let _ = src.ram_pages();
     let machine = src.machine();
@@ -116,7 +128,7 @@ pub fn exercise_source(src: &dyn MemorySource) -> usize {
     let _ = src.read_phys(0, &mut []);
     let mut chunk = vec![0u8; vm2dmp::source::MAX_CHUNK_PAGES * PAGE_SIZE];
     let mut pages = 0u64;
-    for n in 0..src.chunk_count().min(MAX_DECODED_BLOCKS / 4) {
+    for n in 0..src.chunk_count().min(MAX_SPAN_LOOKUPS) {
         let spans = src.chunk_spans(n);
         for s in &spans {
             assert!(
@@ -130,22 +142,23 @@ pub fn exercise_source(src: &dyn MemorySource) -> usize {
             pages += s.pages as u64;
         }
         let _ = src.raw_chunk(n).is_some();
+    }
+    if src.chunk_count() <= MAX_SPAN_LOOKUPS {
+        assert_eq!(pages, src.ram_pages(), "chunks cover RAM exactly once");
+    }
+    for n in 0..src.chunk_count().min(MAX_DECODED_CHUNKS) {
         let _ = src.zero_pages(n);
         let _ = src.decode_chunk(n, &mut chunk);
     }
-    if src.chunk_count() <= MAX_DECODED_BLOCKS / 4 {
-        assert_eq!(pages, src.ram_pages(), "chunks cover RAM exactly once");
-    }
     let _ = src.decode_chunk(src.chunk_count(), &mut chunk);
-    convert_and_verify(src)
 }
 
 /// Guests converted per input: at most this much RAM ...
 const MAX_CONVERTED_PAGES: u64 = 4 * vm2dmp::hyperv::PAGES_PER_BLOCK as u64;
-/// ... ending below this guest page (bitmap dumps cover every page below the highest).
-const MAX_CONVERTED_GPA_PAGE: u64 = 1 << 20;
+/// ... ending at most this far above 4 GiB (bitmap dumps cover every page below the highest).
+const MAX_CONVERTED_GPA_PAGE: u64 = (1 << 20) + MAX_CONVERTED_PAGES;
 
-/// Converts a small guest (at most 4 MiB of RAM, all below 4 GiB) in every layout (this also
+/// Converts a small guest (at most 4 MiB of RAM, ending at most 4 MiB above 4 GiB) in every layout (this also
 /// runs the guest kernel discovery over its memory) and checks each dump against the saved
 /// state: whatever converts must verify, and a failed conversion must leave no file behind.
 /// Returns the number of dumps written and verified (0 for a larger guest).

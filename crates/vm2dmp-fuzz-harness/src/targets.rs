@@ -2,59 +2,50 @@
 //! documentation of each function gives the target's input format.
 
 use std::path::Path;
-use std::sync::OnceLock;
 
 use vm2dmp::guest::translate::{check_dtb, read_virt, translate, Dtb, Paging, PhysMem};
-use vm2dmp::source::InputFile;
+use vm2dmp::source::{CpuState, DescriptorTable, InputFile, Msrs, SegmentRegister, PAGE_SIZE};
 use vm2dmp_kdump::KernelDump;
 use vm2dmp_xpress::{
-    compress, decompress_bounded, decompress_into, decompress_page, max_compressed_len, PAGE_SIZE,
+    compress, decompress_bounded, decompress_into, decompress_page, max_compressed_len,
 };
 
-use crate::{convert_and_verify, exercise, fix_hvs_checksums, KernelTemplate};
+use crate::{convert_and_verify, exercise, exercise_source, fix_hvs_checksums, FlatGuest};
 
-/// Opens the input as an in-memory `.vmrs` and reads everything it offers, keys included
-/// (see [`exercise`]).
-///
-/// Inputs of even length get their HVS checksums recomputed first ([`fix_hvs_checksums`]), so
-/// that mutations reach the structures behind the CRC-32 fields; odd-length inputs are read
-/// exactly as given, which keeps the checksum checks themselves under test.
-///
-/// Returns the number of dumps written and verified (0 when the input does not open).
-pub fn vmrs_open(data: &[u8]) -> usize {
+/// The saved state of a `vmrs_open` input: inputs of even length get their HVS checksums
+/// recomputed first ([`fix_hvs_checksums`]), so that mutations reach the structures behind the
+/// CRC-32 fields; odd-length inputs are read exactly as given, which keeps the checksum checks
+/// themselves under test. Also lists every key, as `vm2dmp keys` does (for files without
+/// memory too).
+pub fn open_vmrs(data: &[u8]) -> Option<vm2dmp::SavedState> {
     let mut bytes = data.to_vec();
     if bytes.len() % 2 == 0 {
         fix_hvs_checksums(&mut bytes);
     }
-    // Every key, as `vm2dmp keys` lists them (also for files without memory).
     let _ = vm2dmp::hyperv::list_keys_from_bytes(Path::new("fuzz.vmrs"), bytes.clone(), false);
-    if let Ok(state) = vm2dmp::SavedState::from_bytes(Path::new("fuzz.vmrs"), bytes, None) {
-        exercise(&state)
-    } else {
-        0
-    }
+    vm2dmp::SavedState::from_bytes(Path::new("fuzz.vmrs"), bytes, None).ok()
 }
 
-/// Opens a `.vsv` + `.bin` pair held in memory and reads everything it offers (see
-/// [`exercise`]).
-///
-/// Input: u32 (little-endian) length of the `.vsv` image, the `.vsv` image, then the `.bin`
-/// image (the split is clamped to the input).
-///
-/// Returns the number of dumps written and verified (0 when the input does not open).
-pub fn vsv_bin_open(data: &[u8]) -> usize {
-    let Some((len, rest)) = data.split_first_chunk::<4>() else {
-        return 0;
-    };
+/// Opens the input as an in-memory `.vmrs` ([`open_vmrs`]) and reads what it offers (see
+/// [`exercise`]): the container parse; RAM blocks are fuzzed by `ram_block`, the conversion by
+/// [`convert`]. Returns whether the input opened.
+pub fn vmrs_open(data: &[u8]) -> bool {
+    open_vmrs(data).map(|s| exercise(&s)).is_some()
+}
+
+/// The saved state of a `vsv_bin_open` input: u32 (little-endian) length of the `.vsv` image,
+/// the `.vsv` image, then the `.bin` image (the split is clamped to the input).
+pub fn open_vsv_bin(data: &[u8]) -> Option<vm2dmp::SavedState> {
+    let (len, rest) = data.split_first_chunk::<4>()?;
     let split = (u32::from_le_bytes(*len) as usize).min(rest.len());
     let (vsv, bin) = rest.split_at(split);
-    if let Ok(state) =
-        vm2dmp::SavedState::from_bytes(Path::new("fuzz.vsv"), vsv.to_vec(), Some(bin.to_vec()))
-    {
-        exercise(&state)
-    } else {
-        0
-    }
+    vm2dmp::SavedState::from_bytes(Path::new("fuzz.vsv"), vsv.to_vec(), Some(bin.to_vec())).ok()
+}
+
+/// Opens a `.vsv` + `.bin` pair held in memory ([`open_vsv_bin`]) and reads what it offers
+/// (see [`exercise`]). Returns whether the input opened.
+pub fn vsv_bin_open(data: &[u8]) -> bool {
+    open_vsv_bin(data).map(|s| exercise(&s)).is_some()
 }
 
 /// One stored RAM block: raw 1 MiB or a token stream with Plain-LZ77 pages.
@@ -228,25 +219,126 @@ pub fn page_tables(data: &[u8]) -> bool {
     c.valid
 }
 
-static TEMPLATE: OnceLock<KernelTemplate> = OnceLock::new();
+/// Bytes of the `convert` target's header: a layout byte, then CR3, IDTR base, GS base,
+/// kernel GS base and FS base (u64, little-endian).
+pub const TINY_GUEST_HEADER: usize = 1 + 5 * 8;
 
-/// Guest kernel discovery (page tables, IDT, KPCR, PE headers, exports, version resource,
-/// KDBG) over guest memory and registers the input provides, in a 1 MiB x64 or x86 saved
-/// state; what is found is converted and the dump verified ([`convert_and_verify`]).
+/// Most guest memory a `convert` input gives (the rest of a longer input is ignored).
+pub const TINY_GUEST_MAX_BYTES: usize = 1 << 20;
+
+/// The tiny guest of a `convert` input (see [`convert`]); `None` when the input is shorter
+/// than the header or gives no memory.
+pub fn tiny_guest(data: &[u8]) -> Option<FlatGuest> {
+    let (head, mem) = data.split_at_checked(TINY_GUEST_HEADER)?;
+    let mem = &mem[..mem.len().min(TINY_GUEST_MAX_BYTES)];
+    let q = |i: usize| {
+        let at = 1 + i * 8;
+        head.get(at..at + 8)
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, u64::from_le_bytes)
+    };
+    let layout = head[0];
+    let pages = mem.len().div_ceil(PAGE_SIZE) as u64;
+    if pages == 0 {
+        return None;
+    }
+    // The memory is one range from address 0, or split at its middle page with the second
+    // half moved up by 1 MiB (a hole, as below an MMIO window) or to 4 GiB.
+    let split = (pages / 2) as usize * PAGE_SIZE;
+    let ranges = match (layout >> 2) & 3 {
+        0 => vec![(0, mem.to_vec())],
+        s if split > 0 => {
+            let high = if s == 1 {
+                (split / PAGE_SIZE) as u64 + 256
+            } else {
+                1 << 20
+            };
+            vec![(0, mem[..split].to_vec()), (high, mem[split..].to_vec())]
+        }
+        _ => vec![(0, mem.to_vec())],
+    };
+    const PG_PE: u64 = 1 << 31 | 1;
+    const PAE: u64 = 1 << 5;
+    const LA57: u64 = 1 << 12;
+    const LMA_LME: u64 = 1 << 10 | 1 << 8;
+    let (cr0, cr4, efer) = match layout & 3 {
+        0 => (PG_PE, PAE, LMA_LME),
+        1 => (PG_PE, PAE | LA57, LMA_LME),
+        2 => (PG_PE, PAE, 0),
+        _ => (PG_PE, 0, 0),
+    };
+    let long = efer != 0;
+    let seg = |selector: u16, attributes: u16, base: u64| SegmentRegister {
+        base,
+        limit: 0xFFFF_FFFF,
+        selector,
+        attributes,
+    };
+    // Code segment: present, S, execute/read, accessed; L for long mode, else D and G.
+    let cs = if long {
+        seg(0x10, 0xA09B, 0)
+    } else {
+        seg(0x08, 0xC09B, 0)
+    };
+    let data_seg = seg(if long { 0x18 } else { 0x10 }, 0xC093, 0);
+    // One to four processors; each one's GS (x64) and FS (x86) base one page further on, as
+    // the KPCRs of a Windows guest are laid out.
+    let cpus = (0..u64::from((layout >> 4) & 3) + 1)
+        .map(|i| CpuState {
+            index: i as u32,
+            rip: q(1),
+            rsp: q(2),
+            cr0,
+            cr3: q(0),
+            cr4,
+            efer,
+            cs,
+            ss: data_seg,
+            ds: data_seg,
+            es: data_seg,
+            fs: seg(0x30, 0xC093, q(4).wrapping_add(i << 12)),
+            gs: seg(0x2B, 0xC093, q(2).wrapping_add(i << 12)),
+            idtr: DescriptorTable {
+                limit: 0xFFF,
+                base: q(1),
+            },
+            msrs: Some(Msrs {
+                kernel_gs_base: q(3),
+                ..Msrs::default()
+            }),
+            has_gp: true,
+            has_control: true,
+            has_segments: true,
+            ..CpuState::default()
+        })
+        .collect();
+    let guest = FlatGuest::new(ranges, cpus)?;
+    Some(if layout & 0x40 != 0 {
+        guest.with_bugcheck(0xD1, [q(1), q(2), q(3), q(4)])
+    } else {
+        guest
+    })
+}
+
+/// The conversion, which does not depend on where guest memory comes from, over tiny guests
+/// held in memory ([`FlatGuest`]): guest kernel discovery (page tables, IDT, KPCR, PE
+/// headers, exports, version resource, KDBG, KPRCBs), the pages patched, then
+/// [`convert_and_verify`] (full, bitmap and zero-skipping dumps, each verified).
 ///
-/// Input: see [`KernelTemplate::build`] (a mode byte, five u64 registers, then guest memory
-/// from physical address 0). The template is built once per process.
+/// Input: a layout byte, five u64 registers, then guest memory from address 0 (at most
+/// [`TINY_GUEST_MAX_BYTES`], whole pages, the last one padded with zeros). Layout bits 0-1:
+/// paging mode (x64 4-level, x64 5-level, x86 PAE, x86 32-bit); bits 2-3: one range, or the
+/// memory split at its middle page with the second half 1 MiB higher or at 4 GiB; bits 4-5:
+/// processors less one; bit 6: the guest reports a bug check. Registers: CR3, IDTR base (also
+/// RIP), GS base (also RSP), kernel GS base, FS base.
 ///
-/// Returns `None` when no kernel image is found, else the number of dumps written and
-/// verified.
-pub fn kernel(data: &[u8]) -> Option<usize> {
-    let template = TEMPLATE.get_or_init(KernelTemplate::new);
-    let bytes = template.build(data)?;
-    let state = vm2dmp::SavedState::from_bytes(Path::new("kernel.vmrs"), bytes, None)
-        .expect("the template opens whatever the registers and memory");
-    let k = vm2dmp::guest::find_kernel(&state, None);
-    let _ = vm2dmp::guest::dump_patched_pages(&state, None);
-    k.image.is_some().then(|| convert_and_verify(&state))
+/// Returns `None` when the input gives no guest, else whether a kernel image was found and
+/// the number of dumps written and verified.
+pub fn convert(data: &[u8]) -> Option<(bool, usize)> {
+    let guest = tiny_guest(data)?;
+    let k = vm2dmp::guest::find_kernel(&guest, None);
+    let _ = vm2dmp::guest::dump_patched_pages(&guest, None);
+    Some((k.image.is_some(), convert_and_verify(&guest)))
 }
 
 /// PDB files given with `--symbols`: the `pdb` crate's parsing as the library drives it
@@ -257,30 +349,31 @@ pub fn pdb_symbols(data: &[u8]) -> Option<usize> {
     vm2dmp::guest::fuzzing::parse_pdb(data)
 }
 
-/// Opens the input as an in-memory ELF core (QEMU's `dump-guest-memory`, VirtualBox's
-/// `dumpvmcore`: program headers, PT_LOAD segments, QEMU / NT_PRSTATUS / VBCPU notes) and
-/// reads everything it offers (see [`exercise_source`](crate::exercise_source)).
-///
-/// Returns the number of dumps written and verified (0 when the input does not open).
-pub fn elf_core_open(data: &[u8]) -> usize {
+/// The input as an in-memory ELF core (QEMU's `dump-guest-memory`, VirtualBox's
+/// `dumpvmcore`).
+pub fn open_elf_core(data: &[u8]) -> Option<vm2dmp::qemu::elf::ElfCore> {
     let file = InputFile::from_bytes(Path::new("fuzz.elf"), data.to_vec());
-    match vm2dmp::qemu::elf::ElfCore::from_input(file) {
-        Ok(core) => crate::exercise_source(&core),
-        Err(_) => 0,
-    }
+    vm2dmp::qemu::elf::ElfCore::from_input(file).ok()
 }
 
-/// Opens the input as an in-memory kdump-compressed file (plain or flattened: header,
-/// sub-header, notes, bitmaps, page descriptors, zlib / LZO / snappy / zstd pages) and reads
-/// everything it offers (see [`exercise_source`](crate::exercise_source)).
-///
-/// Returns the number of dumps written and verified (0 when the input does not open).
-pub fn diskdump_open(data: &[u8]) -> usize {
+/// Opens the input as an ELF core ([`open_elf_core`]: program headers, PT_LOAD segments,
+/// QEMU / NT_PRSTATUS / VBCPU notes) and reads what it offers (see [`exercise_source`]).
+/// Returns whether the input opened.
+pub fn elf_core_open(data: &[u8]) -> bool {
+    open_elf_core(data).map(|s| exercise_source(&s)).is_some()
+}
+
+/// The input as an in-memory kdump-compressed file, plain or flattened.
+pub fn open_diskdump(data: &[u8]) -> Option<vm2dmp::qemu::kdump::KdumpFile> {
     let file = InputFile::from_bytes(Path::new("fuzz.kdump"), data.to_vec());
-    match vm2dmp::qemu::kdump::KdumpFile::from_input(file) {
-        Ok(kd) => crate::exercise_source(&kd),
-        Err(_) => 0,
-    }
+    vm2dmp::qemu::kdump::KdumpFile::from_input(file).ok()
+}
+
+/// Opens the input as a kdump-compressed file ([`open_diskdump`]: header, sub-header, notes,
+/// bitmaps, page descriptors; pages are fuzzed by [`diskdump_page`]) and reads what it offers
+/// (see [`exercise_source`]). Returns whether the input opened.
+pub fn diskdump_open(data: &[u8]) -> bool {
+    open_diskdump(data).map(|s| exercise_source(&s)).is_some()
 }
 
 /// One page of a kdump-compressed file through its decompressor.
@@ -292,33 +385,27 @@ pub fn diskdump_page(data: &[u8]) -> Option<usize> {
     vm2dmp::qemu::kdump::fuzzing::decode_page(method, src)
 }
 
-/// Opens a VMware state file and its `.vmem` held in memory and reads everything they offer
-/// (see [`exercise_source`](crate::exercise_source)).
-///
-/// Input: u32 (little-endian) length of the state file, the state file, then the `.vmem`
-/// (the split is clamped to the input; an empty `.vmem` is passed as none, for memory kept
-/// in the state file).
-///
-/// Returns the number of dumps written and verified (0 when the input does not open).
-pub fn vmware_open(data: &[u8]) -> usize {
-    let Some((len, rest)) = data.split_first_chunk::<4>() else {
-        return 0;
-    };
+/// A VMware state file and its `.vmem` held in memory: u32 (little-endian) length of the
+/// state file, the state file, then the `.vmem` (the split is clamped to the input; an empty
+/// `.vmem` is passed as none, for memory kept in the state file).
+pub fn open_vmware(data: &[u8]) -> Option<vm2dmp::vmware::VmwareState> {
+    let (len, rest) = data.split_first_chunk::<4>()?;
     let split = (u32::from_le_bytes(*len) as usize).min(rest.len());
     let (state, vmem) = rest.split_at(split);
     let vmem = (!vmem.is_empty()).then(|| vmem.to_vec());
-    match vm2dmp::vmware::VmwareState::from_bytes(Path::new("fuzz.vmss"), state.to_vec(), vmem) {
-        Ok(s) => crate::exercise_source(&s),
-        Err(_) => 0,
-    }
+    vm2dmp::vmware::VmwareState::from_bytes(Path::new("fuzz.vmss"), state.to_vec(), vmem).ok()
 }
 
-/// A raw memory image with a memory map.
-///
-/// Input: a memory map (`START-END,...` as `--memory-map` takes it) up to the first newline,
-/// then the image. A map that does not parse reads the image from address 0. Returns the
-/// number of dumps written and verified.
-pub fn raw_open(data: &[u8]) -> usize {
+/// Opens a VMware state file and its `.vmem` ([`open_vmware`]) and reads what they offer (see
+/// [`exercise_source`]). Returns whether the input opened.
+pub fn vmware_open(data: &[u8]) -> bool {
+    open_vmware(data).map(|s| exercise_source(&s)).is_some()
+}
+
+/// A raw memory image with a memory map: the map (`START-END,...` as `--memory-map` takes
+/// it) up to the first newline, then the image. A map that does not parse reads the image
+/// from address 0.
+pub fn open_raw(data: &[u8]) -> Option<vm2dmp::raw::RawImage> {
     use vm2dmp::raw::{MemoryMap, RawImage, RawOptions};
     let (spec, image) = match data.iter().position(|&b| b == b'\n') {
         Some(i) => (&data[..i], &data[i + 1..]),
@@ -332,8 +419,11 @@ pub fn raw_open(data: &[u8]) -> usize {
         ..RawOptions::default()
     };
     let file = InputFile::from_bytes(Path::new("fuzz.raw"), image.to_vec());
-    match RawImage::from_input(file, &opts) {
-        Ok(raw) => crate::exercise_source(&raw),
-        Err(_) => 0,
-    }
+    RawImage::from_input(file, &opts).ok()
+}
+
+/// Opens a raw memory image with its map ([`open_raw`]) and reads what it offers (see
+/// [`exercise_source`]). Returns whether the input opened.
+pub fn raw_open(data: &[u8]) -> bool {
+    open_raw(data).map(|s| exercise_source(&s)).is_some()
 }

@@ -3,66 +3,30 @@
 //! converted, its synthetic Windows kernel found, the dump verified and read back by
 //! kdmp-parser, an outside reader.
 
-use std::path::PathBuf;
-
 use vm2dmp::guest::find_kernel;
-use vm2dmp::source::{
-    ChunkSpan, CpuState, DescriptorTable, MachineInfo, Msrs, PageMask, RamRange, SegmentRegister,
-    MAX_CHUNK_PAGES, PAGE_SIZE,
-};
-use vm2dmp::{convert, verify, Cancel, ConvertOptions, DumpFile, Error, MemorySource, NoProgress};
+use vm2dmp::source::{CpuState, DescriptorTable, Msrs, SegmentRegister, PAGE_SIZE};
+use vm2dmp::{convert, verify, Cancel, ConvertOptions, DumpFile, MemorySource, NoProgress};
+use vm2dmp_fuzz_harness::FlatGuest;
 use vm2dmp_synth::{SynthVm, SynthVp};
 
 use crate::guest::{build, Clues};
 
-/// Guest RAM held in memory, one buffer per range, and the registers of each processor.
-pub(crate) struct FlatImage {
-    ranges: Vec<RamRange>,
-    /// `ranges[i]`'s bytes.
-    ram: Vec<Vec<u8>>,
-    /// `(range, first page in range)` of each chunk of at most MAX_CHUNK_PAGES pages.
-    chunks: Vec<(usize, u64)>,
-    pub(crate) cpus: Vec<CpuState>,
-}
-
-impl FlatImage {
-    pub(crate) fn from_synth(vm: &SynthVm) -> Self {
-        let mut ranges: Vec<RamRange> = vm
-            .ranges
-            .iter()
-            .map(|r| RamRange {
-                gpa_page_start: r.gpa_page_start,
-                page_count: r.page_count,
-            })
-            .collect();
-        ranges.sort_by_key(|r| r.gpa_page_start);
-        let ram = ranges
-            .iter()
-            .map(|r| {
-                let mut bytes = vec![0u8; (r.page_count as usize) * PAGE_SIZE];
-                for (i, page) in bytes.chunks_exact_mut(PAGE_SIZE).enumerate() {
-                    let page: &mut [u8; PAGE_SIZE] = page.try_into().unwrap();
-                    vm.pages.read_page(r.gpa_page_start + i as u64, page);
-                }
-                bytes
-            })
-            .collect();
-        let chunks = ranges
-            .iter()
-            .enumerate()
-            .flat_map(|(i, r)| {
-                (0..r.page_count)
-                    .step_by(MAX_CHUNK_PAGES)
-                    .map(move |p| (i, p))
-            })
-            .collect();
-        Self {
-            ranges,
-            ram,
-            chunks,
-            cpus: vm.vps.iter().map(cpu).collect(),
-        }
-    }
+/// The synthetic guest `vm` as a flat image (`vm2dmp_fuzz_harness::FlatGuest`): its RAM
+/// ranges' bytes and its processors' registers, no container.
+pub(crate) fn flat_image(vm: &SynthVm) -> FlatGuest {
+    let ranges = vm
+        .ranges
+        .iter()
+        .map(|r| {
+            let mut bytes = vec![0u8; (r.page_count as usize) * PAGE_SIZE];
+            for (i, page) in bytes.chunks_exact_mut(PAGE_SIZE).enumerate() {
+                let page: &mut [u8; PAGE_SIZE] = page.try_into().unwrap();
+                vm.pages.read_page(r.gpa_page_start + i as u64, page);
+            }
+            (r.gpa_page_start, bytes)
+        })
+        .collect();
+    FlatGuest::new(ranges, vm.vps.iter().map(cpu).collect()).unwrap()
 }
 
 fn seg(s: vm2dmp_synth::Segment) -> SegmentRegister {
@@ -138,75 +102,10 @@ fn cpu(vp: &SynthVp) -> CpuState {
     }
 }
 
-impl MemorySource for FlatImage {
-    fn files(&self) -> Vec<PathBuf> {
-        vec![PathBuf::from("flat.img")]
-    }
-    fn ram_ranges(&self) -> &[RamRange] {
-        &self.ranges
-    }
-    fn chunk_count(&self) -> usize {
-        self.chunks.len()
-    }
-    fn chunk_spans(&self, n: usize) -> Vec<ChunkSpan> {
-        let Some(&(i, first)) = self.chunks.get(n) else {
-            return Vec::new();
-        };
-        let r = self.ranges[i];
-        vec![ChunkSpan {
-            page_in_chunk: 0,
-            gpa_page: r.gpa_page_start + first,
-            pages: (r.page_count - first).min(MAX_CHUNK_PAGES as u64) as usize,
-        }]
-    }
-    fn decode_chunk(&self, n: usize, out: &mut [u8]) -> vm2dmp::Result<PageMask> {
-        let &(i, first) = self
-            .chunks
-            .get(n)
-            .ok_or_else(|| Error::InvalidArgument(format!("chunk {n}")))?;
-        let span = self.chunk_spans(n)[0];
-        let from = first as usize * PAGE_SIZE;
-        let len = span.pages * PAGE_SIZE;
-        out[..len].copy_from_slice(&self.ram[i][from..from + len]);
-        Ok([0; 4])
-    }
-    fn read_phys(&self, gpa: u64, buf: &mut [u8]) -> vm2dmp::Result<()> {
-        let mut done = 0usize;
-        while done < buf.len() {
-            let addr = gpa
-                .checked_add(done as u64)
-                .ok_or(Error::Hole { gpa: u64::MAX })?;
-            let pfn = addr >> 12;
-            let i = self
-                .ranges
-                .iter()
-                .position(|r| (r.gpa_page_start..r.gpa_page_end()).contains(&pfn))
-                .ok_or(Error::Hole { gpa: addr })?;
-            let off = (addr - self.ranges[i].gpa_start()) as usize;
-            let n = (self.ram[i].len() - off).min(buf.len() - done);
-            buf[done..done + n].copy_from_slice(&self.ram[i][off..off + n]);
-            done += n;
-        }
-        Ok(())
-    }
-    fn vcpus(&self) -> &[CpuState] {
-        &self.cpus
-    }
-    fn machine(&self) -> MachineInfo {
-        MachineInfo {
-            kind: "flat memory image".into(),
-            guest_bugcheck: None,
-            boot_processor: Some(0),
-            notes: Vec::new(),
-            processors_from_kernel: false,
-        }
-    }
-}
-
 #[test]
 fn a_flat_image_converts_through_the_same_pipeline() {
     let (vm, truth) = build(&Clues::x64());
-    let image = FlatImage::from_synth(&vm);
+    let image = flat_image(&vm);
 
     // Kernel discovery on the flat image finds what the synthetic guest holds.
     let kernel = find_kernel(&image, None);
@@ -247,7 +146,7 @@ fn a_flat_image_converts_through_the_same_pipeline() {
     // An outside reader: kdmp-parser opens the dump; its header and pages agree.
     let parser = kdmp_parser::parse::KernelDumpParser::new(&out).unwrap();
     assert_eq!(parser.headers().directory_table_base, truth.system_dtb);
-    assert_eq!(parser.context_record().rip, image.cpus[0].rip);
+    assert_eq!(parser.context_record().rip, image.vcpus()[0].rip);
     let patched = vm2dmp::guest::dump_patched_pages(&image, None);
     let reader = kdmp_parser::phys::Reader::new(&parser);
     let mut page = [0u8; PAGE_SIZE];

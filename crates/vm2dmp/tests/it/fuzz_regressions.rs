@@ -31,12 +31,34 @@ fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     v
 }
 
+/// Whether an input opened, and the dumps written and verified from it.
+fn open_and_convert<S: vm2dmp::MemorySource>(
+    data: &[u8],
+    target: fn(&[u8]) -> bool,
+    open: fn(&[u8]) -> Option<S>,
+) -> (bool, usize) {
+    let opened = target(data);
+    let written = open(data).map_or(0, |s| harness::convert_and_verify(&s));
+    assert!(opened || written == 0, "converted what did not open");
+    (opened, written)
+}
+
+/// The container targets read what an input offers without converting (the `convert` target
+/// fuzzes the conversion): here every seed and regression that opens is converted and
+/// verified too.
 #[test]
 fn vmrs_open() {
     let all = inputs("vmrs_open");
     assert!(!all.is_empty(), "no seeds: run fuzz/seeds.sh");
-    let written: usize = all.iter().map(|(_, data)| harness::vmrs_open(data)).sum();
-    // The seeds are valid saved states (fuzz/examples/seeds.rs checks that they open).
+    let written: usize = all
+        .iter()
+        .map(|(p, data)| {
+            let (opened, written) = open_and_convert(data, harness::vmrs_open, harness::open_vmrs);
+            // The seeds are valid saved states (fuzz/examples/seeds.rs checks that they open).
+            assert!(opened, "{}", p.display());
+            written
+        })
+        .sum();
     assert!(written >= 4, "{written} dumps written from the seeds");
 }
 
@@ -44,7 +66,7 @@ fn vmrs_open() {
 fn vsv_bin_open() {
     let written: usize = inputs("vsv_bin_open")
         .iter()
-        .map(|(_, data)| harness::vsv_bin_open(data))
+        .map(|(_, data)| open_and_convert(data, harness::vsv_bin_open, harness::open_vsv_bin).1)
         .sum();
     assert!(written >= 2, "{written} dumps written from the seeds");
 }
@@ -133,17 +155,19 @@ fn page_tables() {
     assert!(valid >= 3, "{valid} valid page-table roots among the seeds");
 }
 
-/// The seed's kernel is found, and its guest converts and verifies.
+/// Every seed is a guest that converts in every layout; the kernel seeds' kernel is found.
 #[test]
-fn kernel() {
+fn convert_tiny_guests() {
     let mut found = 0;
-    for (p, data) in inputs("kernel") {
-        if let Some(written) = harness::kernel(&data) {
-            found += 1;
-            assert!(written > 0, "{}", p.display());
-        }
+    let all = inputs("convert");
+    assert!(all.len() >= 4, "no seeds: run fuzz/seeds.sh");
+    for (p, data) in all {
+        let (kernel, written) =
+            harness::convert(&data).unwrap_or_else(|| panic!("{}", p.display()));
+        assert_eq!(written, 3, "{}", p.display());
+        found += usize::from(kernel);
     }
-    assert!(found >= 1, "the kernel seed is found");
+    assert!(found >= 2, "the kernel seeds are found");
 }
 
 /// Found by `vsv_bin_open`: a `.bin` whose RamBlock1 is corrupt (token 0) but referenced by no
@@ -176,19 +200,36 @@ fn skip_zero_ignores_unreferenced_blocks() {
 /// (3 dumps each), the ELF and kdump seeds with a real QEMU guest's processor notes.
 #[test]
 fn other_formats_open_and_convert() {
-    type Target = fn(&[u8]) -> usize;
-    let targets: [(&str, Target, usize); 4] = [
-        ("elf_core_open", harness::elf_core_open, 2),
-        ("diskdump_open", harness::diskdump_open, 4),
-        ("vmware_open", harness::vmware_open, 1),
-        ("raw_open", harness::raw_open, 1),
+    type Run = fn(&[u8]) -> (bool, usize);
+    let targets: [(&str, Run, usize); 4] = [
+        (
+            "elf_core_open",
+            |d| open_and_convert(d, harness::elf_core_open, harness::open_elf_core),
+            2,
+        ),
+        (
+            "diskdump_open",
+            |d| open_and_convert(d, harness::diskdump_open, harness::open_diskdump),
+            4,
+        ),
+        (
+            "vmware_open",
+            |d| open_and_convert(d, harness::vmware_open, harness::open_vmware),
+            1,
+        ),
+        (
+            "raw_open",
+            |d| open_and_convert(d, harness::raw_open, harness::open_raw),
+            1,
+        ),
     ];
     for (target, run, seeds) in targets {
         let all = inputs(target);
         assert!(all.len() >= seeds, "{target}: no seeds: run fuzz/seeds.sh");
         for (p, data) in all {
-            let written = run(&data);
+            let (opened, written) = run(&data);
             if p.starts_with(root().join("fuzz/seeds")) {
+                assert!(opened, "{}", p.display());
                 assert_eq!(written, 3, "{}", p.display());
             }
         }

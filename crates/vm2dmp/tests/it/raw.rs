@@ -9,7 +9,7 @@ use vm2dmp::raw::{MemoryMap, RawImage, RawOptions};
 use vm2dmp::source::{PagingMode, PAGE_SIZE};
 use vm2dmp::{convert, verify, Cancel, ConvertOptions, DumpFile, Error, MemorySource, NoProgress};
 
-use crate::flat::FlatImage;
+use crate::flat::flat_image;
 use crate::guest::{build, Clues};
 
 /// The guest-physical memory of `dump` over `ranges`, back to back, and the map saying so.
@@ -28,7 +28,7 @@ fn raw_image_of(dump: &DumpFile, ranges: &[vm2dmp::source::RamRange]) -> (Vec<u8
 #[test]
 fn a_raw_image_converts_with_registers_from_the_kprcbs() {
     let (vm, truth) = build(&Clues::x64());
-    let image = FlatImage::from_synth(&vm);
+    let image = flat_image(&vm);
     let dir = tempfile::tempdir().unwrap();
     let first = dir.path().join("first.dmp");
     convert(
@@ -61,7 +61,7 @@ fn a_raw_image_converts_with_registers_from_the_kprcbs() {
     assert_eq!(kernel.kd_debugger_data_block.value, Some(truth.kdbg_va));
     let cpus = vm2dmp::guest::kprcb::processor_states(&raw, &kernel);
     assert_eq!(cpus.len(), vm.vps.len());
-    for (got, want) in cpus.iter().zip(&image.cpus) {
+    for (got, want) in cpus.iter().zip(image.vcpus()) {
         assert_eq!(
             (got.rip, got.rsp, got.rax, got.r15, got.rflags),
             (want.rip, want.rsp, want.rax, want.r15, want.rflags),
@@ -104,8 +104,8 @@ fn a_raw_image_converts_with_registers_from_the_kprcbs() {
     // An outside reader agrees on the context record and the pages.
     let parser = kdmp_parser::parse::KernelDumpParser::new(&second).unwrap();
     assert_eq!(parser.headers().directory_table_base, truth.system_dtb);
-    assert_eq!(parser.context_record().rip, image.cpus[0].rip);
-    assert_eq!(parser.context_record().rsp, image.cpus[0].rsp);
+    assert_eq!(parser.context_record().rip, image.vcpus()[0].rip);
+    assert_eq!(parser.context_record().rsp, image.vcpus()[0].rsp);
     let reader = kdmp_parser::phys::Reader::new(&parser);
     let mut page = [0u8; PAGE_SIZE];
     let mut want = [0u8; PAGE_SIZE];

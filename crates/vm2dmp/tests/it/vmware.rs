@@ -8,7 +8,7 @@ use vm2dmp::source::PAGE_SIZE;
 use vm2dmp::{convert, verify, Cancel, ConvertOptions, DumpFile, MemorySource, NoProgress};
 use vm2dmp_synth::vmware::{Guest, MemoryPlacement, RegStyle, Region, Vcpu, MAGIC};
 
-use crate::flat::FlatImage;
+use crate::flat::flat_image;
 use crate::guest::{build, Clues};
 
 /// The VMware registers of a processor of the flat image.
@@ -50,7 +50,7 @@ fn vcpu(c: &vm2dmp::CpuState) -> Vcpu {
 #[test]
 fn a_windows_guest_in_a_vmware_checkpoint_converts() {
     let (vm, truth) = build(&Clues::x64());
-    let image = FlatImage::from_synth(&vm);
+    let image = flat_image(&vm);
     // Regions stored back to back in the .vmem, as VMware leaves the hole out.
     let mut regions = Vec::new();
     let mut vmem = Vec::new();
@@ -68,7 +68,7 @@ fn a_windows_guest_in_a_vmware_checkpoint_converts() {
         magic: MAGIC,
         regions,
         plain_pages: 0,
-        vcpus: image.cpus.iter().map(vcpu).collect(),
+        vcpus: image.vcpus().iter().map(vcpu).collect(),
         reg_style: RegStyle::Tags,
         placement: MemoryPlacement::Vmem,
     };
@@ -86,8 +86,8 @@ fn a_windows_guest_in_a_vmware_checkpoint_converts() {
     }
     let input = Input::open(dir.path().join("win.vmss"), &OpenOptions::default()).unwrap();
     let cpus = input.vcpus();
-    assert_eq!(cpus.len(), image.cpus.len());
-    for (got, want) in cpus.iter().zip(&image.cpus) {
+    assert_eq!(cpus.len(), image.vcpus().len());
+    for (got, want) in cpus.iter().zip(image.vcpus()) {
         assert_eq!(
             (got.rax, got.rsp, got.r15, got.rip, got.cr3, got.cr4),
             (want.rax, want.rsp, want.r15, want.rip, want.cr3, want.cr4)
@@ -108,7 +108,7 @@ fn a_windows_guest_in_a_vmware_checkpoint_converts() {
     )
     .unwrap();
     assert_eq!(report.directory_table_base, truth.system_dtb);
-    assert_eq!(report.number_processors as usize, image.cpus.len());
+    assert_eq!(report.number_processors as usize, image.vcpus().len());
     assert!(
         report.notes.iter().any(|n| n.contains("EFER")),
         "{:?}",
@@ -126,7 +126,7 @@ fn a_windows_guest_in_a_vmware_checkpoint_converts() {
 
     let parser = kdmp_parser::parse::KernelDumpParser::new(&out).unwrap();
     let ctx = parser.context_record();
-    let boot = &image.cpus[0];
+    let boot = &image.vcpus()[0];
     assert_eq!(
         (ctx.rip, ctx.rsp, ctx.rax, ctx.r15),
         (boot.rip, boot.rsp, boot.rax, boot.r15)
