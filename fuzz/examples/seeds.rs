@@ -518,9 +518,9 @@ fn main() -> Result<()> {
     let seed = kernel_seed();
     for (layout, name) in [
         (0x00, "x64-ntoskrnl"),
-        (0x70, "x64-ntoskrnl-4cpus-bugcheck"),
-        (0x04, "x64-hole"),
-        (0x18, "x64-above-4g-2cpus"),
+        (0x70, "x64-ntoskrnl-4cpus-bugcheck-bitmap"),
+        (0x84, "x64-hole-skip-zero"),
+        (0xD8, "x64-above-4g-4cpus-full"),
         (0x02, "pae"),
         (0x03, "x86-32bit"),
     ] {
@@ -528,6 +528,7 @@ fn main() -> Result<()> {
         input[0] = layout;
         let guest = vm2dmp_fuzz_harness::tiny_guest(&input).expect("a tiny guest");
         if layout & 0x0F == 0 {
+            // One range, x64: the kernel is where the page tables say.
             let k = vm2dmp::guest::find_kernel(&guest, None);
             assert!(
                 k.image.is_some(),

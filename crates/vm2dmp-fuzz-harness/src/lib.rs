@@ -32,7 +32,9 @@ mod targets;
 
 pub use checksums::fix_hvs_checksums;
 pub use flat::FlatGuest;
-pub use state::{convert_and_verify, exercise, exercise_source, MAX_DECODED_CHUNKS};
+pub use state::{
+    convert_and_verify, convert_and_verify_as, exercise, exercise_source, MAX_DECODED_CHUNKS,
+};
 pub use targets::{
     convert, diskdump_open, diskdump_page, elf_core_open, kdump_parse, open_diskdump,
     open_elf_core, open_raw, open_vmrs, open_vmware, open_vsv_bin, page_tables, partition_state,

@@ -10,7 +10,7 @@ use vm2dmp_xpress::{
     compress, decompress_bounded, decompress_into, decompress_page, max_compressed_len,
 };
 
-use crate::{convert_and_verify, exercise, exercise_source, fix_hvs_checksums, FlatGuest};
+use crate::{convert_and_verify_as, exercise, exercise_source, fix_hvs_checksums, FlatGuest};
 
 /// The saved state of a `vmrs_open` input: inputs of even length get their HVS checksums
 /// recomputed first ([`fix_hvs_checksums`]), so that mutations reach the structures behind the
@@ -226,8 +226,8 @@ pub const TINY_GUEST_HEADER: usize = 1 + 5 * 8;
 /// Most guest memory a `convert` input gives (the rest of a longer input is ignored).
 pub const TINY_GUEST_MAX_BYTES: usize = 1 << 20;
 
-/// The tiny guest of a `convert` input (see [`convert`]); `None` when the input is shorter
-/// than the header or gives no memory.
+/// The tiny guest of a `convert` input (see [`convert`]; the layout byte's bits 0-5); `None`
+/// when the input is shorter than the header or gives no memory.
 pub fn tiny_guest(data: &[u8]) -> Option<FlatGuest> {
     let (head, mem) = data.split_at_checked(TINY_GUEST_HEADER)?;
     let mem = &mem[..mem.len().min(TINY_GUEST_MAX_BYTES)];
@@ -281,9 +281,9 @@ pub fn tiny_guest(data: &[u8]) -> Option<FlatGuest> {
         seg(0x08, 0xC09B, 0)
     };
     let data_seg = seg(if long { 0x18 } else { 0x10 }, 0xC093, 0);
-    // One to four processors; each one's GS (x64) and FS (x86) base one page further on, as
+    // One or four processors; each one's GS (x64) and FS (x86) base one page further on, as
     // the KPCRs of a Windows guest are laid out.
-    let cpus = (0..u64::from((layout >> 4) & 3) + 1)
+    let cpus = (0..if layout & 0x10 != 0 { 4u64 } else { 1 })
         .map(|i| CpuState {
             index: i as u32,
             rip: q(1),
@@ -313,7 +313,7 @@ pub fn tiny_guest(data: &[u8]) -> Option<FlatGuest> {
         })
         .collect();
     let guest = FlatGuest::new(ranges, cpus)?;
-    Some(if layout & 0x40 != 0 {
+    Some(if layout & 0x20 != 0 {
         guest.with_bugcheck(0xD1, [q(1), q(2), q(3), q(4)])
     } else {
         guest
@@ -322,23 +322,28 @@ pub fn tiny_guest(data: &[u8]) -> Option<FlatGuest> {
 
 /// The conversion, which does not depend on where guest memory comes from, over tiny guests
 /// held in memory ([`FlatGuest`]): guest kernel discovery (page tables, IDT, KPCR, PE
-/// headers, exports, version resource, KDBG, KPRCBs), the pages patched, then
-/// [`convert_and_verify`] (full, bitmap and zero-skipping dumps, each verified).
+/// headers, exports, version resource, KDBG, KPRCBs), the pages it patches, the dump in the
+/// layout the input asks for, and the dump verified ([`convert_and_verify_as`]).
 ///
 /// Input: a layout byte, five u64 registers, then guest memory from address 0 (at most
 /// [`TINY_GUEST_MAX_BYTES`], whole pages, the last one padded with zeros). Layout bits 0-1:
 /// paging mode (x64 4-level, x64 5-level, x86 PAE, x86 32-bit); bits 2-3: one range, or the
-/// memory split at its middle page with the second half 1 MiB higher or at 4 GiB; bits 4-5:
-/// processors less one; bit 6: the guest reports a bug check. Registers: CR3, IDTR base (also
-/// RIP), GS base (also RSP), kernel GS base, FS base.
+/// memory split at its middle page with the second half 1 MiB higher or at 4 GiB; bit 4: four
+/// processors instead of one; bit 5: the guest reports a bug check; bits 6-7: automatic,
+/// bitmap, bitmap without zero pages, or full dump. Registers: CR3, IDTR base (also RIP), GS
+/// base (also RSP), kernel GS base, FS base.
 ///
-/// Returns `None` when the input gives no guest, else whether a kernel image was found and
-/// the number of dumps written and verified.
-pub fn convert(data: &[u8]) -> Option<(bool, usize)> {
+/// Returns `None` when the input gives no guest, else whether a dump was written and verified.
+pub fn convert(data: &[u8]) -> Option<bool> {
+    use vm2dmp::DumpFormat;
     let guest = tiny_guest(data)?;
-    let k = vm2dmp::guest::find_kernel(&guest, None);
-    let _ = vm2dmp::guest::dump_patched_pages(&guest, None);
-    Some((k.image.is_some(), convert_and_verify(&guest)))
+    let (format, skip_zero) = match data[0] >> 6 {
+        0 => (DumpFormat::Auto, false),
+        1 => (DumpFormat::Bitmap, false),
+        2 => (DumpFormat::Bitmap, true),
+        _ => (DumpFormat::Full, false),
+    };
+    Some(convert_and_verify_as(&guest, format, skip_zero))
 }
 
 /// PDB files given with `--symbols`: the `pdb` crate's parsing as the library drives it
