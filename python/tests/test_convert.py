@@ -79,16 +79,31 @@ def test_dumpfile_errors(tmp_path):
 
 def test_ctrl_c_cancels(tmp_path, synth):
     import signal
-    import time
+    import threading
 
     state = vm2dmp.open(synth / "x64.vmrs")
     out = tmp_path / "interrupted.dmp"
+    handled = threading.Event()
+
+    def on_sigint(signum, frame):
+        # Python runs this on the main thread, which waits in convert() for the conversion
+        # and looks for signals while it waits; the KeyboardInterrupt raised here is what
+        # cancels the conversion.
+        handled.set()
+        raise KeyboardInterrupt
 
     def progress(done, total):
         if done == 0:
             signal.raise_signal(signal.SIGINT)
-            time.sleep(0.5)  # the waiting main thread sees the signal meanwhile
+            # The conversion waits here until the main thread has taken the signal: no
+            # fixed delay, so a slow machine cannot let it finish first.
+            handled.wait()
 
-    with pytest.raises(KeyboardInterrupt):
-        state.convert(out, progress=progress)
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            state.convert(out, progress=progress)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert handled.is_set()
     assert not out.exists()

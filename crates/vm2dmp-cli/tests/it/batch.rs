@@ -595,8 +595,18 @@ fn same_name_in_two_folders_is_not_mistaken_for_a_complete_dump() {
     let a = mkdir(&dir.path().join("a"));
     let b = mkdir(&dir.path().join("b"));
     vmrs(&a.join("vm.vmrs"), "guest A", 2);
-    std::thread::sleep(std::time::Duration::from_millis(20));
     vmrs(&b.join("vm.vmrs"), "guest B", 3);
+    // The dump records the input's name and modification time: one second apart, whatever
+    // the clock's resolution and however fast the two files were written.
+    let epoch = std::time::SystemTime::UNIX_EPOCH;
+    for (dir, secs) in [(&a, 1_700_000_000), (&b, 1_700_000_001)] {
+        std::fs::File::options()
+            .write(true)
+            .open(dir.join("vm.vmrs"))
+            .unwrap()
+            .set_modified(epoch + std::time::Duration::from_secs(secs))
+            .unwrap();
+    }
     let out = dir.path().join("out");
     vm2dmp()
         .args(["convert", "-q", "--out-dir"])

