@@ -2,7 +2,7 @@
 # Coverage of each target's corpus (corpus/<target>, grown by runs, and seeds/<target>) over
 # vm2dmp's own code: every input is run once through the AddressSanitizer build
 # (`-runs=0 -print_coverage=1`: libFuzzer lists each instrumented function with the edges its
-# inputs reached), and coverage/<target>.txt gets, per source file of the crates, the
+# inputs reached), and coverage-report/<target>.txt gets, per source file of the crates, the
 # functions and edges reached, then the functions of those files no input reached. Needs the
 # nightly toolchain.
 #
@@ -16,7 +16,7 @@ targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
     mapfile -t targets < <(cargo +nightly fuzz list)
 fi
-mkdir -p coverage
+mkdir -p coverage-report
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo -)
 for t in "${targets[@]}"; do
     bin=target/x86_64-unknown-linux-gnu/release/$t
@@ -76,7 +76,7 @@ for t in "${targets[@]}"; do
                 print ""
                 for (i = 1; i <= n; i++) if (missed[keys[i]] != "") printf "%s", missed[keys[i]]
             }' "$log"
-    } >"coverage/$t.txt"
+    } >"coverage-report/$t.txt"
     rm -f "$log"
-    echo "$t: $(grep -E '^total ' "coverage/$t.txt")"
+    echo "$t: $(grep -E '^total ' "coverage-report/$t.txt")"
 done
