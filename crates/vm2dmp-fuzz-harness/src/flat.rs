@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use vm2dmp::source::{
-    ChunkSpan, CpuState, MachineInfo, PageMask, RamRange, MAX_CHUNK_PAGES, PAGE_SIZE,
+    range_chunks, ChunkSpan, CpuState, MachineInfo, PageMask, RamRange, MAX_CHUNK_PAGES, PAGE_SIZE,
 };
 use vm2dmp::{Error, MemorySource};
 
@@ -50,15 +50,7 @@ impl FlatGuest {
             out_ranges.push(r);
             ram.push(bytes);
         }
-        let chunks = out_ranges
-            .iter()
-            .enumerate()
-            .flat_map(|(i, r)| {
-                (0..r.page_count)
-                    .step_by(MAX_CHUNK_PAGES)
-                    .map(move |p| (i, p))
-            })
-            .collect();
+        let chunks = range_chunks(&out_ranges);
         Some(Self {
             ranges: out_ranges,
             ram,

@@ -26,6 +26,6 @@ pub use error::{Ambiguity, Error, FileCtx, Result};
 pub use input::{sibling_file, CopyOutcome, InputFile, Patch};
 pub use progress::{Cancel, NoProgress, Progress};
 pub use source::{
-    mask_has, ChunkSpan, MachineInfo, MemorySource, PageMask, RamRange, RawChunk, MAX_CHUNK_PAGES,
-    PAGE_SIZE,
+    mask_has, range_chunks, ChunkSpan, MachineInfo, MemorySource, PageMask, RamRange, RawChunk,
+    MAX_CHUNK_PAGES, PAGE_SIZE,
 };

@@ -41,6 +41,21 @@ impl RamRange {
     }
 }
 
+/// The chunks of a source that stores each RAM range as one run of pages: `(index of the
+/// range in ranges, first page within that range)` of every chunk, each covering up to
+/// [`MAX_CHUNK_PAGES`] pages of one range, ranges in order.
+pub fn range_chunks(ranges: &[RamRange]) -> Vec<(usize, u64)> {
+    ranges
+        .iter()
+        .enumerate()
+        .flat_map(|(i, r)| {
+            (0..r.page_count)
+                .step_by(MAX_CHUNK_PAGES)
+                .map(move |p| (i, p))
+        })
+        .collect()
+}
+
 /// Pages `page_in_chunk .. page_in_chunk + pages` of a chunk are guest pages
 /// `gpa_page .. gpa_page + pages`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

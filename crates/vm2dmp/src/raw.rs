@@ -12,8 +12,8 @@
 use std::path::{Path, PathBuf};
 
 use vm2dmp_source::{
-    ChunkSpan, CpuState, Error, InputFile, MachineInfo, MemorySource, PageMask, PagingMode,
-    RamRange, RawChunk, Result, SegmentRegister, MAX_CHUNK_PAGES, PAGE_SIZE,
+    range_chunks, ChunkSpan, CpuState, Error, InputFile, MachineInfo, MemorySource, PageMask,
+    PagingMode, RamRange, RawChunk, Result, SegmentRegister, MAX_CHUNK_PAGES, PAGE_SIZE,
 };
 
 /// What [`MachineInfo::kind`] says of a raw image.
@@ -193,15 +193,7 @@ impl RawImage {
         with_offsets.sort_by_key(|(r, _)| r.gpa_page_start);
         let ranges: Vec<RamRange> = with_offsets.iter().map(|(r, _)| *r).collect();
         let offsets = with_offsets.iter().map(|(_, o)| *o).collect();
-        let chunks = ranges
-            .iter()
-            .enumerate()
-            .flat_map(|(i, r)| {
-                (0..r.page_count)
-                    .step_by(MAX_CHUNK_PAGES)
-                    .map(move |p| (i, p))
-            })
-            .collect();
+        let chunks = range_chunks(&ranges);
         let paging = opts.paging.unwrap_or(PagingMode::Long);
         notes.push(format!(
             "a raw image holds no processor state: kernel discovery assumes {} paging{}",
