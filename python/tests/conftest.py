@@ -26,24 +26,30 @@ def expected(sample):
     return json.loads((sample / "expected.json").read_text())
 
 
-@pytest.fixture(scope="session")
-def synth():
-    """Folder of synthetic inputs and manifest.json: $VM2DMP_SYNTH_DIR when set (CI writes
-    it once), else written now with cargo."""
-    given = os.environ.get("VM2DMP_SYNTH_DIR")
-    folder = pathlib.Path(given) if given else None
-    if folder is None:
-        target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
-        folder = target / "py-synth"
-    if not (folder / "manifest.json").is_file():
+def written_by_example(env, default, marker, package, example, what):
+    """The folder $env names, else target/<default>; when it lacks `marker`, the Rust example
+    `example` of `package` writes it now (the test is skipped without cargo)."""
+    given = os.environ.get(env)
+    target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+    folder = pathlib.Path(given) if given else target / default
+    if not (folder / marker).is_file():
         if shutil.which("cargo") is None:
-            pytest.skip("no synthetic inputs and no cargo to write them")
+            pytest.skip(f"no {what} and no cargo to write them")
         subprocess.run(
-            ["cargo", "run", "-q", "-p", "vm2dmp", "--example", "make_check_dumps", "--", str(folder)],
+            ["cargo", "run", "-q", "-p", package, "--example", example, "--", str(folder)],
             cwd=REPO,
             check=True,
         )
     return folder
+
+
+@pytest.fixture(scope="session")
+def synth():
+    """Folder of synthetic inputs and manifest.json: $VM2DMP_SYNTH_DIR when set (CI writes
+    it once), else written now with cargo."""
+    return written_by_example(
+        "VM2DMP_SYNTH_DIR", "py-synth", "manifest.json", "vm2dmp", "make_check_dumps", "synthetic inputs"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -77,17 +83,14 @@ def windows_guests():
     """Synthetic Windows-like guests (.vmrs) whose kernel vm2dmp finds, and truth.json:
     $VM2DMP_WINDOWS_GUESTS_DIR when set, else written now with cargo (the example
     make_windows_guests of crates/vm2dmp-python)."""
-    given = os.environ.get("VM2DMP_WINDOWS_GUESTS_DIR")
-    target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
-    folder = pathlib.Path(given) if given else target / "py-windows-guests"
-    if not (folder / "truth.json").is_file():
-        if shutil.which("cargo") is None:
-            pytest.skip("no synthetic Windows guests and no cargo to write them")
-        subprocess.run(
-            ["cargo", "run", "-q", "-p", "vm2dmp-python", "--example", "make_windows_guests", "--", str(folder)],
-            cwd=REPO,
-            check=True,
-        )
+    folder = written_by_example(
+        "VM2DMP_WINDOWS_GUESTS_DIR",
+        "py-windows-guests",
+        "truth.json",
+        "vm2dmp-python",
+        "make_windows_guests",
+        "synthetic Windows guests",
+    )
     return folder, json.loads((folder / "truth.json").read_text())
 
 
