@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::image_search::{find_kernel_image, WALK_BUDGET_PAGES};
+use super::image_search::{find_kernel_image, SearchBudget};
 use super::info::{Finding, KernelInfo, Method};
 use super::kdbg::offsets as ko;
 use super::kdbg_search::{find_kdbg, kdbg_with_symbols};
@@ -134,7 +134,7 @@ fn locate_kernel(
     info: &mut KernelInfo,
 ) -> Option<(Dtb, String, PeImage, String)> {
     let paging = vps.iter().find_map(|v| Paging::of_vcpu(v))?;
-    let walk_budget = std::cell::Cell::new(WALK_BUDGET_PAGES);
+    let budget = SearchBudget::for_ram(state.ram_pages());
     let mut tried: Vec<Dtb> = Vec::new();
     for vp in vps {
         let Some(dtb) = Dtb::of_vcpu(vp) else {
@@ -152,7 +152,7 @@ fn locate_kernel(
             ));
             continue;
         }
-        if let Some((img, how)) = find_kernel_image(mem, dtb, vps, &walk_budget) {
+        if let Some((img, how)) = find_kernel_image(mem, dtb, vps, &budget) {
             return Some((dtb, format!("CR3 of VP {}", vp.index), img, how));
         }
         info.notes.push(format!(
@@ -175,7 +175,7 @@ fn locate_kernel(
             continue;
         }
         tried.push(dtb);
-        if let Some((img, how)) = find_kernel_image(mem, dtb, vps, &walk_budget) {
+        if let Some((img, how)) = find_kernel_image(mem, dtb, vps, &budget) {
             return Some((
                 dtb,
                 format!("scan of guest RAM for page-table roots ({:#x})", dtb.root),

@@ -2,6 +2,8 @@
 //! (walking down to the image headers), from their KPCRs, or by a scan of kernel space for a
 //! PE whose export name is the kernel's.
 
+use std::cell::Cell;
+
 use super::kpcr::kpcr_of;
 use super::pe::{PeImage, Vm};
 use super::translate::{walk_mapped, CachedMem, Dtb, Paging};
@@ -17,8 +19,12 @@ pub(crate) const KERNEL_NAMES: [&str; 4] = [
 
 /// How far below an interrupt handler the image headers may be.
 const MAX_WALK_DOWN: u64 = 32 << 20;
-/// Page-table entries and pages looked at by the kernel-space scan.
-const SCAN_BUDGET: u64 = 1 << 19;
+/// Page-table entries, and pages, one scan of kernel space looks at, at most (2 GiB of pages).
+const SCAN_PAGES_MAX: u64 = 1 << 19;
+/// ... and at least, however small the guest (64 MiB of pages).
+const SCAN_PAGES_MIN: u64 = 1 << 14;
+/// Full scans all of one discovery's address spaces may take together.
+const SCANS_PER_DISCOVERY: u64 = 4;
 
 fn is_kernel_name(name: &str) -> bool {
     KERNEL_NAMES.iter().any(|k| k.eq_ignore_ascii_case(name))
@@ -59,16 +65,52 @@ fn idt_handlers(vm: &Vm<'_>, idt: u64) -> Vec<u64> {
     out
 }
 
-/// Walks down from `addr` page by page to the headers of the image holding it.
 /// Page steps all walk-downs of one discovery may take together (8 full 32 MiB walks): guest
 /// IDTs can point every handler of every vCPU at pages that hold no image.
-pub(crate) const WALK_BUDGET_PAGES: u64 = 8 * MAX_WALK_DOWN / 4096;
+const WALK_BUDGET_PAGES: u64 = 8 * MAX_WALK_DOWN / 4096;
+/// ... and at least, however small the guest (one full walk).
+const WALK_BUDGET_MIN: u64 = MAX_WALK_DOWN / 4096;
 
-fn image_below(vm: &Vm<'_>, addr: u64, budget: &std::cell::Cell<u64>) -> Option<PeImage> {
+/// How much of a guest's address spaces one kernel discovery may look at: every address
+/// space it tries (each processor's CR3, roots found in RAM) draws from the same budget, so
+/// hostile page tables (every entry mapping the same large page, the same IDT handler on
+/// every processor) cost a bounded time.
+pub(crate) struct SearchBudget {
+    /// Page steps left for walks down from interrupt handlers: eight times the guest's RAM
+    /// in pages, within [`WALK_BUDGET_MIN`, `WALK_BUDGET_PAGES`] (a guest of 32 MiB or more
+    /// gets the most).
+    walk_down: Cell<u64>,
+    /// Entries and pages left for scans of kernel space.
+    scan: Cell<u64>,
+    /// What one scan may take: four times the guest's RAM in pages (kernel space maps each
+    /// page of RAM about once: more is aliasing), within [`SCAN_PAGES_MIN`, `SCAN_PAGES_MAX`].
+    scan_each: u64,
+}
+
+impl SearchBudget {
+    /// The budget for a guest of `ram_pages` pages of RAM.
+    pub(crate) fn for_ram(ram_pages: u64) -> Self {
+        let scan_each = ram_pages
+            .saturating_mul(4)
+            .clamp(SCAN_PAGES_MIN, SCAN_PAGES_MAX);
+        Self {
+            walk_down: Cell::new(
+                ram_pages
+                    .saturating_mul(8)
+                    .clamp(WALK_BUDGET_MIN, WALK_BUDGET_PAGES),
+            ),
+            scan: Cell::new(scan_each * SCANS_PER_DISCOVERY),
+            scan_each,
+        }
+    }
+}
+
+/// Walks down from `addr` page by page to the headers of the image holding it.
+fn image_below(vm: &Vm<'_>, addr: u64, budget: &SearchBudget) -> Option<PeImage> {
     let mut page = addr & !0xFFF;
     for _ in 0..MAX_WALK_DOWN / 4096 {
-        let left = budget.get().checked_sub(1)?;
-        budget.set(left);
+        let left = budget.walk_down.get().checked_sub(1)?;
+        budget.walk_down.set(left);
         if vm.u16(page) == Some(0x5A4D) {
             if let Some(img) = PeImage::parse(vm, page) {
                 if img.contains(addr) || is_kernel(&img) {
@@ -89,7 +131,7 @@ pub(crate) fn find_kernel_image(
     mem: &CachedMem<'_>,
     dtb: Dtb,
     vps: &[&CpuState],
-    budget: &std::cell::Cell<u64>,
+    budget: &SearchBudget,
 ) -> Option<(PeImage, String)> {
     let vm = Vm { mem, dtb };
     let mut seen = Vec::new();
@@ -150,7 +192,7 @@ pub(crate) fn find_kernel_image(
             }
         }
     }
-    scan_kernel_space(mem, dtb).map(|img| {
+    scan_kernel_space(mem, dtb, budget).map(|img| {
         let how = format!(
             "scan of kernel space for the kernel's PE headers (found at {:#x})",
             img.base
@@ -159,8 +201,9 @@ pub(crate) fn find_kernel_image(
     })
 }
 
-/// Looks at every mapped page of kernel space for the kernel's PE headers.
-fn scan_kernel_space(mem: &CachedMem<'_>, dtb: Dtb) -> Option<PeImage> {
+/// Looks at every mapped page of kernel space for the kernel's PE headers, in ascending
+/// order, until the budget of one scan (or what is left of the discovery's) is spent.
+fn scan_kernel_space(mem: &CachedMem<'_>, dtb: Dtb, budget: &SearchBudget) -> Option<PeImage> {
     let vm = Vm { mem, dtb };
     let ranges: &[(u64, u64)] = match dtb.paging {
         Paging::Long4 | Paging::Long5 => &[
@@ -170,32 +213,43 @@ fn scan_kernel_space(mem: &CachedMem<'_>, dtb: Dtb) -> Option<PeImage> {
         ],
         Paging::Pae | Paging::Bit32 => &[(0x8000_0000, 0xFFFF_F000)],
     };
-    let mut budget = SCAN_BUDGET;
+    let allowed = budget.scan_each.min(budget.scan.get());
+    // Table entries and pages: the walk counts the first, the probes below the second.
+    let mut entries_left = allowed;
+    let mut pages_left = allowed;
     let mut hit = None;
     for &(start, end) in ranges {
-        let mut pages_left = SCAN_BUDGET;
-        walk_mapped(mem, dtb, start, end, &mut budget, &mut |va, gpa, size| {
-            for sub in 0..size / 4096 {
-                if pages_left == 0 {
-                    return false;
+        walk_mapped(
+            mem,
+            dtb,
+            start,
+            end,
+            &mut entries_left,
+            &mut |va, gpa, size| {
+                for sub in 0..size / 4096 {
+                    if pages_left == 0 {
+                        return false;
+                    }
+                    pages_left -= 1;
+                    let mut b = [0u8; 2];
+                    if !mem.probe(gpa.wrapping_add(sub * 4096), &mut b) || &b != b"MZ" {
+                        continue;
+                    }
+                    if let Some(img) =
+                        PeImage::parse(&vm, va.wrapping_add(sub * 4096)).filter(is_kernel)
+                    {
+                        hit = Some(img);
+                        return false;
+                    }
                 }
-                pages_left -= 1;
-                let mut b = [0u8; 2];
-                if !mem.probe(gpa.wrapping_add(sub * 4096), &mut b) || &b != b"MZ" {
-                    continue;
-                }
-                if let Some(img) =
-                    PeImage::parse(&vm, va.wrapping_add(sub * 4096)).filter(is_kernel)
-                {
-                    hit = Some(img);
-                    return false;
-                }
-            }
-            true
-        });
-        if hit.is_some() || budget == 0 {
+                true
+            },
+        );
+        if hit.is_some() || entries_left == 0 || pages_left == 0 {
             break;
         }
     }
+    let used = (allowed - entries_left).max(allowed - pages_left);
+    budget.scan.set(budget.scan.get() - used);
     hit
 }

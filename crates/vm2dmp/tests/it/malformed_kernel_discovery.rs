@@ -158,3 +158,64 @@ fn discovery_cost_does_not_grow_with_vcpus() {
         "8 roots x 8 vCPUs: {own} bytes, 1 vCPU: {one}"
     );
 }
+
+/// The `convert` fuzz seed (a minimal `ntoskrnl.exe` in an x64 address space; page
+/// directory at 0x3000, whose entry 0 points to the image's page table) with no IDT and no
+/// KPCR, so that only the scan of kernel space can find the image, and `aliases` 2 MiB pages
+/// (onto guest-physical 2 MiB, no image there) mapped before it. Returns the guest of
+/// `ram_mib` MiB (at least the seed's) and where the image then is.
+fn image_behind_aliases(aliases: u64, ram_mib: usize) -> (vm2dmp_fuzz_harness::FlatGuest, u64) {
+    use vm2dmp_fuzz_harness::TINY_GUEST_HEADER as H;
+    let seed = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/seeds/convert/x64-ntoskrnl");
+    let mut input = std::fs::read(&seed).unwrap();
+    // IDTR base, GS base and kernel GS base: nothing there.
+    input[9..33].fill(0);
+    let tiny = vm2dmp_fuzz_harness::tiny_guest(&input).unwrap();
+    let mut mem = input.split_off(H);
+    let pd = 0x3000;
+    let pt = mem[pd..pd + 8].to_vec();
+    for i in 0..aliases as usize {
+        mem[pd + i * 8..pd + i * 8 + 8].copy_from_slice(&(0x20_0000 | P | LARGE).to_le_bytes());
+    }
+    let at = pd + aliases as usize * 8;
+    mem[at..at + 8].copy_from_slice(&pt);
+    mem.resize(mem.len().max(ram_mib << 20), 0);
+    let guest = vm2dmp_fuzz_harness::FlatGuest::new(vec![(0, mem)], tiny.vcpus().to_vec()).unwrap();
+    (guest, KERNEL + (aliases << 21))
+}
+
+/// The kernel found (by the scan of kernel space) in `guest`, if any.
+fn scanned_kernel(guest: &dyn MemorySource) -> Option<u64> {
+    let k = vm2dmp::guest::find_kernel(guest, None);
+    if k.image.is_some() {
+        assert!(
+            k.kernel_base.how.contains("scan of kernel space"),
+            "{}",
+            k.kernel_base.how
+        );
+    }
+    k.kernel_base.value
+}
+
+/// The scan of kernel space looks at four times the guest's RAM in pages (at least 64 MiB's
+/// worth, 16,384 pages; at most 2 GiB's): in a 1 MiB guest, 32 aliased 2 MiB pages (16,384
+/// pages) before the image hide it; in a 32 MiB guest (32,768 pages) they do not, 64 do.
+#[test]
+fn kernel_space_scan_is_bounded_by_guest_ram() {
+    for (aliases, ram_mib, found) in [
+        (0, 1, true),
+        (31, 1, true),
+        (32, 1, false),
+        (33, 32, true),
+        (63, 32, true),
+        (64, 32, false),
+    ] {
+        let (guest, base) = image_behind_aliases(aliases, ram_mib);
+        assert_eq!(
+            scanned_kernel(&guest),
+            found.then_some(base),
+            "{aliases} aliased 2 MiB pages before the image, {ram_mib} MiB of RAM"
+        );
+    }
+}
