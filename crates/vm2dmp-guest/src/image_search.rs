@@ -21,8 +21,8 @@ pub(crate) const KERNEL_NAMES: [&str; 4] = [
 const MAX_WALK_DOWN: u64 = 32 << 20;
 /// Page-table entries, and pages, one scan of kernel space looks at, at most (2 GiB of pages).
 const SCAN_PAGES_MAX: u64 = 1 << 19;
-/// ... and at least, however small the guest (64 MiB of pages).
-const SCAN_PAGES_MIN: u64 = 1 << 14;
+/// ... and at least, however small the guest (16 MiB of pages).
+const SCAN_PAGES_MIN: u64 = 1 << 12;
 /// Full scans all of one discovery's address spaces may take together.
 const SCANS_PER_DISCOVERY: u64 = 4;
 
@@ -68,8 +68,8 @@ fn idt_handlers(vm: &Vm<'_>, idt: u64) -> Vec<u64> {
 /// Page steps all walk-downs of one discovery may take together (8 full 32 MiB walks): guest
 /// IDTs can point every handler of every vCPU at pages that hold no image.
 const WALK_BUDGET_PAGES: u64 = 8 * MAX_WALK_DOWN / 4096;
-/// ... and at least, however small the guest (one full walk).
-const WALK_BUDGET_MIN: u64 = MAX_WALK_DOWN / 4096;
+/// ... and at least, however small the guest (a walk of 4 MiB).
+const WALK_BUDGET_MIN: u64 = 1 << 10;
 
 /// How much of a guest's address spaces one kernel discovery may look at: every address
 /// space it tries (each processor's CR3, roots found in RAM) draws from the same budget, so

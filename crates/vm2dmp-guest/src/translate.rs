@@ -36,17 +36,28 @@ impl PhysMem for SourceMem<'_> {
 /// Not `Sync`: used by one thread.
 pub(crate) struct CachedMem<'a> {
     inner: &'a dyn PhysMem,
-    pages: RefCell<HashMap<u64, Option<Rc<[u8; 4096]>>>>,
+    pages: RefCell<HashMap<u64, CachedPage>>,
+    /// The pages last looked up, by page number modulo [`RECENT`]: a translation touches
+    /// four or five tables and a page, again and again for neighbouring addresses, and a
+    /// look here costs no hashing. A page missing here is looked up in `pages`.
+    recent: RefCell<Vec<(u64, CachedPage)>>,
 }
+
+/// A page's bytes, or `None` when it is not all in RAM.
+type CachedPage = Option<Rc<[u8; 4096]>>;
 
 /// Pages kept before the cache is emptied (64 MiB).
 const CACHE_PAGES: usize = 16 * 1024;
+/// Slots of [`CachedMem::recent`].
+const RECENT: usize = 64;
 
 impl<'a> CachedMem<'a> {
     pub(crate) fn new(inner: &'a dyn PhysMem) -> Self {
         Self {
             inner,
             pages: RefCell::new(HashMap::new()),
+            // u64::MAX is no page number (addresses are 64-bit, pages 4 KiB).
+            recent: RefCell::new(vec![(u64::MAX, None); RECENT]),
         }
     }
 
@@ -55,7 +66,21 @@ impl<'a> CachedMem<'a> {
         self.inner.read_phys(gpa, buf)
     }
 
-    fn page(&self, pfn: u64) -> Option<Rc<[u8; 4096]>> {
+    fn page(&self, pfn: u64) -> CachedPage {
+        let slot = (pfn % RECENT as u64) as usize;
+        if let Some((at, p)) = self.recent.borrow().get(slot) {
+            if *at == pfn {
+                return p.clone();
+            }
+        }
+        let page = self.page_in_map(pfn);
+        if let Some(s) = self.recent.borrow_mut().get_mut(slot) {
+            *s = (pfn, page.clone());
+        }
+        page
+    }
+
+    fn page_in_map(&self, pfn: u64) -> CachedPage {
         if let Some(p) = self.pages.borrow().get(&pfn) {
             return p.clone();
         }

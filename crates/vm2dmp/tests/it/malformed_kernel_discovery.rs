@@ -198,16 +198,16 @@ fn scanned_kernel(guest: &dyn MemorySource) -> Option<u64> {
     k.kernel_base.value
 }
 
-/// The scan of kernel space looks at four times the guest's RAM in pages (at least 64 MiB's
-/// worth, 16,384 pages; at most 2 GiB's): in a 1 MiB guest, 32 aliased 2 MiB pages (16,384
+/// The scan of kernel space looks at four times the guest's RAM in pages (at least 16 MiB's
+/// worth, 4,096 pages; at most 2 GiB's): in a 1 MiB guest, 8 aliased 2 MiB pages (4,096
 /// pages) before the image hide it; in a 32 MiB guest (32,768 pages) they do not, 64 do.
 #[test]
 fn kernel_space_scan_is_bounded_by_guest_ram() {
     for (aliases, ram_mib, found) in [
         (0, 1, true),
-        (31, 1, true),
-        (32, 1, false),
-        (33, 32, true),
+        (7, 1, true),
+        (8, 1, false),
+        (8, 32, true),
         (63, 32, true),
         (64, 32, false),
     ] {
@@ -216,6 +216,61 @@ fn kernel_space_scan_is_bounded_by_guest_ram() {
             scanned_kernel(&guest),
             found.then_some(base),
             "{aliases} aliased 2 MiB pages before the image, {ram_mib} MiB of RAM"
+        );
+    }
+}
+
+/// How the kernel of the `convert` fuzz seed is found when every IDT handler lies `above`
+/// bytes above the image base (no KPCR: the GS bases are cleared), in a guest of `ram_mib` MiB
+/// (at least the seed's 56 KiB).
+fn kernel_found_below_handlers(above: u64, ram_mib: usize) -> String {
+    use vm2dmp_fuzz_harness::TINY_GUEST_HEADER as H;
+    let seed = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/seeds/convert/x64-ntoskrnl");
+    let mut input = std::fs::read(&seed).unwrap();
+    input[17..33].fill(0);
+    let tiny = vm2dmp_fuzz_harness::tiny_guest(&input).unwrap();
+    let mut mem = input.split_off(H);
+    for v in 0..48u64 {
+        let h = KERNEL + above + v * 16;
+        let gate = 0xD000 + v as usize * 16;
+        mem[gate..gate + 2].copy_from_slice(&(h as u16).to_le_bytes());
+        mem[gate + 6..gate + 8].copy_from_slice(&((h >> 16) as u16).to_le_bytes());
+        mem[gate + 8..gate + 12].copy_from_slice(&((h >> 32) as u32).to_le_bytes());
+    }
+    mem.resize(mem.len().max(ram_mib << 20), 0);
+    let guest = vm2dmp_fuzz_harness::FlatGuest::new(vec![(0, mem)], tiny.vcpus().to_vec()).unwrap();
+    let k = vm2dmp::guest::find_kernel(&guest, None);
+    assert_eq!(k.kernel_base.value, Some(KERNEL), "{:?}", k.notes);
+    k.kernel_base.how
+}
+
+/// Walks down from interrupt handlers take at most eight times the guest's RAM in page steps
+/// (at least 1,024, at most 65,536), a handler N pages above the image taking N + 1 steps:
+/// in the seed's own 56 KiB a handler 1,023 pages above the image leads to it and one 1,024
+/// pages above does not (the scan of kernel space finds it); in 1 MiB (2,048 steps) it does,
+/// and so on.
+#[test]
+fn walk_down_from_handlers_is_bounded_by_guest_ram() {
+    for (pages_above, ram_mib, via_idt) in [
+        (1, 0, true),
+        (1023, 0, true),
+        (1024, 0, false),
+        (1024, 1, true),
+        (2047, 1, true),
+        (2048, 1, false),
+        (4095, 2, true),
+        (4096, 2, false),
+    ] {
+        let how = kernel_found_below_handlers(pages_above << 12, ram_mib);
+        let expected = if via_idt {
+            "IDT of VP"
+        } else {
+            "scan of kernel space"
+        };
+        assert!(
+            how.contains(expected),
+            "handlers {pages_above} pages above the image, {ram_mib} MiB of RAM: {how}"
         );
     }
 }
