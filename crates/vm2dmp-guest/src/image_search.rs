@@ -21,8 +21,8 @@ pub(crate) const KERNEL_NAMES: [&str; 4] = [
 const MAX_WALK_DOWN: u64 = 32 << 20;
 /// Page-table entries, and pages, one scan of kernel space looks at, at most (2 GiB of pages).
 const SCAN_PAGES_MAX: u64 = 1 << 19;
-/// ... and at least, however small the guest (16 MiB of pages).
-const SCAN_PAGES_MIN: u64 = 1 << 12;
+/// ... and at least, however small the guest (4 MiB of pages).
+const SCAN_PAGES_MIN: u64 = 1 << 10;
 /// Full scans all of one discovery's address spaces may take together.
 const SCANS_PER_DISCOVERY: u64 = 4;
 

@@ -198,16 +198,19 @@ fn scanned_kernel(guest: &dyn MemorySource) -> Option<u64> {
     k.kernel_base.value
 }
 
-/// The scan of kernel space looks at four times the guest's RAM in pages (at least 16 MiB's
-/// worth, 4,096 pages; at most 2 GiB's): in a 1 MiB guest, 8 aliased 2 MiB pages (4,096
-/// pages) before the image hide it; in a 32 MiB guest (32,768 pages) they do not, 64 do.
+/// The scan of kernel space looks at four times the guest's RAM in pages (at least 4 MiB's
+/// worth, 1,024 pages; at most 2 GiB's): in a 1 MiB guest, 2 aliased 2 MiB pages (1,024
+/// pages) before the image hide it; in a 4 MiB guest (4,096 pages) they do not, 8 do; in a
+/// 32 MiB guest (32,768 pages) 64 do.
 #[test]
 fn kernel_space_scan_is_bounded_by_guest_ram() {
     for (aliases, ram_mib, found) in [
         (0, 1, true),
-        (7, 1, true),
-        (8, 1, false),
-        (8, 32, true),
+        (1, 1, true),
+        (2, 1, false),
+        (2, 4, true),
+        (7, 4, true),
+        (8, 4, false),
         (63, 32, true),
         (64, 32, false),
     ] {
