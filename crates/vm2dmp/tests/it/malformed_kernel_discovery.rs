@@ -159,29 +159,40 @@ fn discovery_cost_does_not_grow_with_vcpus() {
     );
 }
 
-/// The `convert` fuzz seed (a minimal `ntoskrnl.exe` in an x64 address space; page
-/// directory at 0x3000, whose entry 0 points to the image's page table) with no IDT and no
-/// KPCR, so that only the scan of kernel space can find the image, and `aliases` 2 MiB pages
-/// (onto guest-physical 2 MiB, no image there) mapped before it. Returns the guest of
-/// `ram_mib` MiB (at least the seed's) and where the image then is.
-fn image_behind_aliases(aliases: u64, ram_mib: usize) -> (vm2dmp_fuzz_harness::FlatGuest, u64) {
-    use vm2dmp_fuzz_harness::TINY_GUEST_HEADER as H;
+/// The guest of the `convert` fuzz seed (a minimal `ntoskrnl.exe` in an x64 address space:
+/// PML4 at 0x1000, page directory at 0x3000 whose entry 0 points to the image's page table,
+/// IDT at 0xD000), its header bytes `clear` zeroed (registers: 9..17 IDTR base, 17..25 GS
+/// base, 25..33 kernel GS base), its memory changed by `edit` and grown to `ram_mib` MiB (at
+/// least the seed's 56 KiB).
+fn seed_guest(
+    clear: std::ops::Range<usize>,
+    ram_mib: usize,
+    edit: impl FnOnce(&mut [u8]),
+) -> vm2dmp_fuzz_harness::FlatGuest {
     let seed = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../fuzz/seeds/convert/x64-ntoskrnl");
     let mut input = std::fs::read(&seed).unwrap();
-    // IDTR base, GS base and kernel GS base: nothing there.
-    input[9..33].fill(0);
+    input[clear].fill(0);
     let tiny = vm2dmp_fuzz_harness::tiny_guest(&input).unwrap();
-    let mut mem = input.split_off(H);
-    let pd = 0x3000;
-    let pt = mem[pd..pd + 8].to_vec();
-    for i in 0..aliases as usize {
-        mem[pd + i * 8..pd + i * 8 + 8].copy_from_slice(&(0x20_0000 | P | LARGE).to_le_bytes());
-    }
-    let at = pd + aliases as usize * 8;
-    mem[at..at + 8].copy_from_slice(&pt);
+    let mut mem = input.split_off(vm2dmp_fuzz_harness::TINY_GUEST_HEADER);
+    edit(&mut mem);
     mem.resize(mem.len().max(ram_mib << 20), 0);
-    let guest = vm2dmp_fuzz_harness::FlatGuest::new(vec![(0, mem)], tiny.vcpus().to_vec()).unwrap();
+    vm2dmp_fuzz_harness::FlatGuest::new(vec![(0, mem)], tiny.vcpus().to_vec()).unwrap()
+}
+
+/// The seed's guest with no IDT and no KPCR, so that only the scan of kernel space can find
+/// the image, and `aliases` 2 MiB pages (onto guest-physical 2 MiB, no image there) mapped
+/// before it; and where the image then is.
+fn image_behind_aliases(aliases: u64, ram_mib: usize) -> (vm2dmp_fuzz_harness::FlatGuest, u64) {
+    let guest = seed_guest(9..33, ram_mib, |mem| {
+        let pd = 0x3000;
+        let pt = mem[pd..pd + 8].to_vec();
+        for i in 0..aliases as usize {
+            mem[pd + i * 8..pd + i * 8 + 8].copy_from_slice(&(0x20_0000 | P | LARGE).to_le_bytes());
+        }
+        let at = pd + aliases as usize * 8;
+        mem[at..at + 8].copy_from_slice(&pt);
+    });
     (guest, KERNEL + (aliases << 21))
 }
 
@@ -223,26 +234,18 @@ fn kernel_space_scan_is_bounded_by_guest_ram() {
     }
 }
 
-/// How the kernel of the `convert` fuzz seed is found when every IDT handler lies `above`
-/// bytes above the image base (no KPCR: the GS bases are cleared), in a guest of `ram_mib` MiB
-/// (at least the seed's 56 KiB).
+/// How the kernel of the seed's guest is found when every IDT handler lies `above` bytes
+/// above the image base (no KPCR: the GS bases are cleared), in a guest of `ram_mib` MiB.
 fn kernel_found_below_handlers(above: u64, ram_mib: usize) -> String {
-    use vm2dmp_fuzz_harness::TINY_GUEST_HEADER as H;
-    let seed = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz/seeds/convert/x64-ntoskrnl");
-    let mut input = std::fs::read(&seed).unwrap();
-    input[17..33].fill(0);
-    let tiny = vm2dmp_fuzz_harness::tiny_guest(&input).unwrap();
-    let mut mem = input.split_off(H);
-    for v in 0..48u64 {
-        let h = KERNEL + above + v * 16;
-        let gate = 0xD000 + v as usize * 16;
-        mem[gate..gate + 2].copy_from_slice(&(h as u16).to_le_bytes());
-        mem[gate + 6..gate + 8].copy_from_slice(&((h >> 16) as u16).to_le_bytes());
-        mem[gate + 8..gate + 12].copy_from_slice(&((h >> 32) as u32).to_le_bytes());
-    }
-    mem.resize(mem.len().max(ram_mib << 20), 0);
-    let guest = vm2dmp_fuzz_harness::FlatGuest::new(vec![(0, mem)], tiny.vcpus().to_vec()).unwrap();
+    let guest = seed_guest(17..33, ram_mib, |mem| {
+        for v in 0..48u64 {
+            let h = KERNEL + above + v * 16;
+            let gate = 0xD000 + v as usize * 16;
+            mem[gate..gate + 2].copy_from_slice(&(h as u16).to_le_bytes());
+            mem[gate + 6..gate + 8].copy_from_slice(&((h >> 16) as u16).to_le_bytes());
+            mem[gate + 8..gate + 12].copy_from_slice(&((h >> 32) as u32).to_le_bytes());
+        }
+    });
     let k = vm2dmp::guest::find_kernel(&guest, None);
     assert_eq!(k.kernel_base.value, Some(KERNEL), "{:?}", k.notes);
     k.kernel_base.how
