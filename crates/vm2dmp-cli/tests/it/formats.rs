@@ -133,8 +133,15 @@ fn qemu_dumps_from_the_command_line() {
     assert_eq!(v["kind"], "QEMU ELF core");
     assert_eq!(v["vcpus"].as_array().unwrap().len(), 2);
     assert_eq!(v["vcpus"][0]["architecture"], "X64");
-    assert_eq!(v["ram_ranges"].as_array().unwrap().len(), 4);
-    assert_eq!(v["ram_ranges"][3]["start"], "0x100000000");
+    // Below 4 GiB: 640 KiB, the rest up to 1 GiB and, once the firmware has mapped it, the
+    // VGA framebuffer (how far the firmware got in its wall-clock seconds depends on the
+    // machine's load); above: the last 512 MiB.
+    let ranges = v["ram_ranges"].as_array().unwrap();
+    assert!((3..=4).contains(&ranges.len()), "{ranges:?}");
+    assert_eq!(ranges[0]["start"], "0x0");
+    assert_eq!(ranges[ranges.len() - 1]["start"], "0x100000000");
+    let pages: u64 = ranges.iter().map(|r| r["pages"].as_u64().unwrap()).sum();
+    assert_eq!(v["ram_bytes"].as_u64(), Some(pages * 4096));
     vm2dmp()
         .arg("info")
         .arg(&kdump)
@@ -173,9 +180,9 @@ fn qemu_dumps_from_the_command_line() {
             .arg(other)
             .assert()
             .success()
-            .stdout(predicate::str::contains(
-                "OK: 397296 guest pages compared: 0 differ",
-            ));
+            .stdout(predicate::str::contains(format!(
+                "OK: {pages} guest pages compared: 0 differ",
+            )));
     }
 }
 
